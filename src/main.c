@@ -1,0 +1,98 @@
+/* main: global options and the command table of rpi-sb-provisioner.
+ *
+ * Runs on the main thread only. Global options come before the command:
+ *   rpi-sb-provisioner [--root DIR] [--config FILE] COMMAND [ARGS...]
+ * Every command is one row of the table below; help is generated from it. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cli.h"
+
+struct command {
+	const char *name;
+	cli_command_fn fn;
+	const char *usage;
+	const char *help;
+};
+
+static const struct command commands[] = {
+	{ "config", cmd_config, "config check|dump|import FILE",
+	  "validate, show or import the station configuration" },
+	{ "devices", cmd_devices, "devices [--json]",
+	  "list the manufacturing records" },
+	{ "export", cmd_export, "export --csv [-o FILE] [--secured-only] [--since DATE]",
+	  "export the manufacturing records as CSV" },
+	{ "flags", cmd_flags, "flags list | set SERIAL FLAG [--once] | clear SERIAL FLAG",
+	  "manage the special per-board flags (skip-eeprom, reprovision)" },
+};
+
+static void usage(FILE *f, const char *argv0)
+{
+	fprintf(f, "Usage: %s [--root DIR] [--config FILE] COMMAND [ARGS...]\n\n"
+		"Provision Raspberry Pi boards: secure boot, encrypted storage, OS image, records.\n\n"
+		"Global options:\n"
+		"  --root DIR      relocate every default path (etc, srv, log, run) under DIR\n"
+		"                  (also RPI_SB_ROOT)\n"
+		"  --config FILE   configuration file (default <etc>/provisioner.ini)\n"
+		"  --version       print the version and exit\n"
+		"  --help          print this help and exit\n\n"
+		"Commands:\n", argv0);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-58s %s\n", commands[i].usage, commands[i].help);
+	fprintf(f, "\nSee rpi-sb-provisioner(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "root", required_argument, NULL, 'r' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct cli cli = { .argv0 = argv[0] };
+	const char *root = getenv("RPI_SB_ROOT");
+	int c, rc;
+
+	/* '+': stop at the first non-option, the command name. */
+	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': root = optarg; break;
+		case 'c': cli.config_path = optarg; break;
+		case 'V': printf("%s %s\n", PACKAGE_NAME, PACKAGE_VERSION); return EXIT_OK;
+		case 'h': usage(stdout, argv[0]); return EXIT_OK;
+		default: usage(stderr, argv[0]); return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr, argv[0]);
+		return EXIT_USAGE;
+	}
+	if (paths_init(&cli.paths, root) < 0) {
+		fprintf(stderr, "%s: out of memory\n", argv[0]);
+		return EXIT_FAILED;
+	}
+	if (!cli.config_path)
+		cli.config_path = cli.paths.config;
+
+	int first = optind;
+	const char *name = argv[first];
+
+	rc = -1;
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(commands[i].name, name) == 0) {
+			optind = 0; /* commands run their own getopt from a fresh state */
+			rc = commands[i].fn(&cli, argc - first, argv + first);
+			break;
+		}
+	}
+	if (rc < 0) {
+		fprintf(stderr, "%s: unknown command '%s'; try --help\n", argv[0], name);
+		rc = EXIT_USAGE;
+	}
+	paths_free(&cli.paths);
+	return rc;
+}
