@@ -26,6 +26,10 @@ static const struct command commands[] = {
 	  "export the manufacturing records as CSV" },
 	{ "flags", cmd_flags, "flags list | set SERIAL FLAG [--once] | clear SERIAL FLAG",
 	  "manage the special per-board flags (skip-eeprom, reprovision)" },
+	{ "key", cmd_key, "key generate [-o FILE] | key fingerprint FILE",
+	  "make a new RSA-2048 signing key, or show a key's fingerprint" },
+	{ "virtual-pi", cmd_virtual_pi, "virtual-pi --model M --state DIR --fastboot-tcp PORT",
+	  "serve one virtual board (device simulator), e.g. its fastboot gadget over TCP" },
 };
 
 static void usage(FILE *f, const char *argv0)

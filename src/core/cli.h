@@ -23,5 +23,7 @@ int cmd_config(struct cli *cli, int argc, char **argv);     /* config check|dump
 int cmd_export(struct cli *cli, int argc, char **argv);     /* export --csv */
 int cmd_devices(struct cli *cli, int argc, char **argv);    /* devices [--json] */
 int cmd_flags(struct cli *cli, int argc, char **argv);      /* flags list|set|clear */
+int cmd_key(struct cli *cli, int argc, char **argv);        /* key generate|fingerprint */
+int cmd_virtual_pi(struct cli *cli, int argc, char **argv); /* virtual-pi --model ... */
 
 #endif
