@@ -13,6 +13,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* Named guesses (doc/virtual-pi.md lists them; the first real board settles them). */
+/* rpiboot.md §7.1: re-attach after a stage change "~1.5 s" is inferred; the
+ * simulator uses a short delay by default so tests stay fast. */
+#define VPI_GUESS_REENUM_MS 50u
+/* rpiboot.md §1.4/§4.6: a board returns to USB boot mode after a reboot only if
+ * nRPIBOOT (or the Pi 5 power button) is still held; we assume the jig holds it. */
+#define VPI_GUESS_JIG_HOLDS_RPIBOOT 1
+/* rpiboot.md §6 eeprom_write_protect: effective only while /WP is low; we
+ * assume the board pulls /WP low. */
+#define VPI_GUESS_WP_PIN_LOW 1
+
 enum vpi_chip { VPI_CHIP_2710 = 0x2710, VPI_CHIP_2711 = 0x2711, VPI_CHIP_2712 = 0x2712 };
 enum vpi_storage_kind { VPI_STORAGE_SD, VPI_STORAGE_EMMC, VPI_STORAGE_NVME };
 
@@ -43,6 +54,13 @@ struct vpi_board_opts {
 	uint64_t storage_bytes_per_s; /* 0 = model default/unlimited */
 	uint32_t serial_seed;         /* deterministic identity from (model, seed) */
 	struct vpi_faults faults;
+	/* The jig releases nRPIBOOT / the power button after power-on, so a
+	 * reboot goes to the SPI bootloader instead of back to USB boot mode
+	 * (default false: held, see VPI_GUESS_JIG_HOLDS_RPIBOOT). */
+	bool rpiboot_released;
+	/* The SPI flash /WP pin is pulled high, so the status-register write
+	 * protect has no effect (default false: pin low, VPI_GUESS_WP_PIN_LOW). */
+	bool wp_pin_high;
 };
 
 struct vpi_board; /* opaque; thread-safe (mutex inside) */
@@ -100,6 +118,10 @@ int vpi_otp_program_eeprom_wp(struct vpi_board *b);
 int vpi_otp_program_rpiboot_gpio(struct vpi_board *b, unsigned gpio); /* 2711 only; -EOPNOTSUPP else */
 int vpi_otp_program_revoke_devkey(struct vpi_board *b);
 
+/* ECDSA P-256 signature (DER) of a SHA-256 digest with the device key
+ * (oem fwcrypto sign-hash). *der is malloc'd. -ENOKEY before init. */
+int vpi_otp_fwcrypto_sign_hash(struct vpi_board *b, const uint8_t digest[32], uint8_t **der, size_t *der_len);
+
 /* SPI EEPROM (no EEPROM on Zero 2 W: -ENODEV). */
 /* Copy of the whole image; caller frees *data. */
 int vpi_eeprom_read(struct vpi_board *b, uint8_t **data, size_t *len);
@@ -111,6 +133,24 @@ int vpi_eeprom_write(struct vpi_board *b, const void *data, size_t len);
 bool vpi_eeprom_write_protected(const struct vpi_board *b);
 /* EEPROM facts for getvars. */
 int vpi_eeprom_info(struct vpi_board *b, uint32_t *size, char jedec[7], char unique_id[33], uint64_t *build_ts);
+
+/* Firmware phases and faults, called from the board's device thread
+ * (rom/recovery/bootloader here; vpi-gadget's "gadget", "download", "flash").
+ * vpi_board_phase_enter() starts a phase: it returns -ENODEV when an
+ * unplug fault fires at its start (offset 0). vpi_board_phase_bytes()
+ * accounts bulk bytes moved in the phase: -ENODEV once the unplug offset is
+ * reached. An unplug calls the hook (the bus detaches the device) and every
+ * later call returns -ENODEV. vpi_board_phase_stalled(): the stall fault
+ * names the current phase; the firmware then stops answering. */
+int vpi_board_phase_enter(struct vpi_board *b, const char *phase);
+int vpi_board_phase_bytes(struct vpi_board *b, uint64_t n);
+bool vpi_board_phase_stalled(struct vpi_board *b);
+bool vpi_board_unplugged(const struct vpi_board *b);
+/* Pull the cable now (test or operator action). */
+void vpi_board_unplug(struct vpi_board *b);
+/* Clear the unplugged state (the cable is plugged in again). */
+void vpi_board_replug(struct vpi_board *b);
+void vpi_board_set_unplug_hook(struct vpi_board *b, void (*fn)(void *usrptr), void *usrptr);
 
 /* Logging from the simulator: appended to <state>/vpi.log, and to stderr when
  * env RPI_SB_VPI_VERBOSE is set. */
