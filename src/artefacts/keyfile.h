@@ -1,0 +1,26 @@
+/* keyfile: reading key files (PEM) into locked memory, and the one place that
+ * decides whether a private key file's permissions are acceptable.
+ * Any thread (no shared state). */
+#ifndef RPI_SB_ARTEFACTS_KEYFILE_H
+#define RPI_SB_ARTEFACTS_KEYFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "artefacts/art_err.h"
+
+#define KEYFILE_MAX_BYTES 65536
+
+/* Read @path whole into secmem, NUL-terminated; *len counts the NUL (what
+ * mbedtls_pk_parse_key wants). @st (may be NULL) gets the opened file's stat.
+ * Free *buf with secmem_free(). 0 or -errno. */
+int keyfile_read(const char *path, uint8_t **buf, size_t *len, struct stat *st,
+		 struct art_err *err);
+
+/* Permission policy for a private key file. Returns 0 when fine, 1 when the
+ * file is readable or writable by group/others (a warning today: the message
+ * goes to @warn), negative errno if it cannot be checked. */
+int keyfile_check_mode(const char *path, const struct stat *st, struct art_err *warn);
+
+#endif
