@@ -86,6 +86,10 @@ int config_load_buffer(const char *name, const char *buf, size_t len, const stru
 		       struct config **out, struct config_problems *probs);
 void config_free(struct config *c);
 void config_problems_free(struct config_problems *p);
+/* Append a problem (copies every string). 0 or -ENOMEM. */
+int config_problem_add(struct config_problems *p, const char *file, int line, const char *key,
+		       const char *allowed, bool warning, const char *fmt, ...)
+	__attribute__((format(printf, 7, 8)));
 /* Count the problems that are not warnings. */
 size_t config_problems_errors(const struct config_problems *p);
 /* "FILE:LINE: key 'x': message; allowed: a|b" (with "warning: " before the message). */
@@ -105,6 +109,13 @@ int config_origin(const struct config *c, const char *section, const char *key, 
 		  int *line);
 /* The file this configuration was loaded from. */
 const char *config_file(const struct config *c);
+
+/* Why @value is not valid for @s (family rows check as the row they override), or
+ * NULL when it is. An empty value is valid only for settings without a default. */
+const char *config_check_value(const struct config_setting *s, const char *value);
+/* Allowed values of @s as text ("a|b", "10..3600", "64 hex digits"); NULL for free
+ * text and paths, or on ENOMEM. Caller frees. */
+char *config_allowed_text(const struct config_setting *s);
 
 /* Parse a bool as the loader does. 0 and *out, or -EINVAL. */
 int config_parse_bool(const char *s, bool *out);
