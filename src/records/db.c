@@ -1052,8 +1052,8 @@ int db_audit(struct db *db, enum db_origin origin, const char *user, const char 
 
 /* ---- reading --------------------------------------------------------- */
 
-int db_devices_foreach(struct db *db, const struct db_device_filter *f, db_row_fn fn,
-		       void *usrptr)
+int db_devices_foreach(struct db *db, const struct db_device_filter *f, db_header_fn header,
+		       db_row_fn row, void *usrptr)
 {
 	sqlite3_stmt *st = NULL;
 	const char **names = NULL;
@@ -1081,6 +1081,11 @@ int db_devices_foreach(struct db *db, const struct db_device_filter *f, db_row_f
 	}
 	for (size_t i = 0; i < n; i++)
 		names[i] = sqlite3_column_name(st, (int)i);
+	if (header) {
+		r = header(usrptr, n, names);
+		if (r != 0)
+			goto out;
+	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		for (size_t i = 0; i < n; i++) {
 			struct db_cell *c = &cells[i];
@@ -1102,7 +1107,7 @@ int db_devices_foreach(struct db *db, const struct db_device_filter *f, db_row_f
 				break;
 			}
 		}
-		r = fn(usrptr, n, names, cells);
+		r = row ? row(usrptr, n, names, cells) : 0;
 		if (r != 0)
 			goto out;
 	}

@@ -209,12 +209,14 @@ struct db_device_filter {
 	const char *since;     /* "YYYY-MM-DD HH:MM:SS": provision_ts >= since; NULL = all */
 };
 
-/* Call @fn for each `devices` row matching @f (oldest first), with every
- * column of the table (names from the schema itself). A non-zero return
- * from @fn stops the walk and is returned. */
+/* Call @header once with the column names of `devices` (from the schema
+ * itself, so it works for an empty table), then @row for each row matching
+ * @f (oldest provision_ts first). Either callback may be NULL. A non-zero
+ * return from a callback stops the walk and is returned. One read snapshot. */
+typedef int (*db_header_fn)(void *usrptr, size_t ncols, const char *const *names);
 typedef int (*db_row_fn)(void *usrptr, size_t ncols, const char *const *names,
 			 const struct db_cell *cells);
-int db_devices_foreach(struct db *db, const struct db_device_filter *f, db_row_fn fn,
-		       void *usrptr);
+int db_devices_foreach(struct db *db, const struct db_device_filter *f, db_header_fn header,
+		       db_row_fn row, void *usrptr);
 
 #endif
