@@ -143,8 +143,12 @@ static bool ring_drop_one(struct event_queue *q)
 		if (t != EVENT_PROGRESS && t != EVENT_LOG)
 			continue;
 		event_clear(&q->ring[at]);
-		for (size_t j = i; j + 1 < q->count; j++)
-			q->ring[(q->head + j) % q->cap] = q->ring[(q->head + j + 1) % q->cap];
+		/* Move the (few) older kept events up one slot, then advance the head:
+		 * the cost is the number of kept events before it, not the queue size. */
+		for (size_t j = i; j > 0; j--)
+			q->ring[(q->head + j) % q->cap] = q->ring[(q->head + j - 1) % q->cap];
+		memset(&q->ring[q->head], 0, sizeof(q->ring[q->head]));
+		q->head = (q->head + 1) % q->cap;
 		q->count--;
 		__atomic_add_fetch(&q->dropped, 1, __ATOMIC_RELAXED);
 		return true;
