@@ -466,44 +466,20 @@ static void first_line(char *s)
 	s[strcspn(s, "\n")] = '\0';
 }
 
-static int sign_external(struct signer *s, const uint8_t *data, size_t len,
-			 const uint8_t hash[SHA256_BYTES], uint8_t sig[RSA2048_BYTES],
-			 struct art_err *err)
+/* Run the wrapper on @input (a file holding exactly the message) and check
+ * its answer against @hash. */
+static int sign_external_path(struct signer *s, const char *input,
+			      const uint8_t hash[SHA256_BYTES], uint8_t sig[RSA2048_BYTES],
+			      struct art_err *err)
 {
-	const char *tmpdir = getenv("TMPDIR");
-	char *path = NULL, *out = NULL, errbuf[SIGNER_STDERR_MAX];
+	char *out = NULL, errbuf[SIGNER_STDERR_MAX];
 	size_t outlen = 0, a, b;
-	int fd = -1, status = 0, rc;
+	int status = 0, rc;
 
-	if (!tmpdir || !*tmpdir)
-		tmpdir = "/tmp";
-	if (asprintf(&path, "%s/rpi-sb-sign.XXXXXX", tmpdir) < 0) {
-		path = NULL;
-		rc = art_err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
 	out = malloc(SIGNER_STDOUT_MAX);
-	if (!out) {
-		rc = art_err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	fd = mkstemp(path);
-	if (fd < 0) {
-		rc = art_err_set(err, -errno, "external signer: cannot create the input file in %s: "
-				 "%s", tmpdir, strerror(errno));
-		free(path);
-		path = NULL;
-		goto out;
-	}
-	rc = write_all(fd, data, len);
-	if (rc == 0 && close(fd) < 0)
-		rc = -errno;
-	fd = -1;
-	if (rc < 0) {
-		art_err_set(err, rc, "external signer: cannot write %s: %s", path, strerror(-rc));
-		goto out;
-	}
-	rc = run_wrapper(s, path, out, &outlen, errbuf, sizeof(errbuf), &status);
+	if (!out)
+		return art_err_set(err, -ENOMEM, "out of memory");
+	rc = run_wrapper(s, input, out, &outlen, errbuf, sizeof(errbuf), &status);
 	first_line(errbuf);
 	if (rc == -ETIMEDOUT) {
 		art_err_set(err, rc, "%s: no answer within %u ms; killed it. Check the HSM / token "
@@ -546,13 +522,86 @@ static int sign_external(struct signer *s, const uint8_t *data, size_t len,
 	}
 	rc = 0;
 out:
-	if (fd >= 0)
-		close(fd);
-	if (path) {
-		unlink(path);
-		free(path);
-	}
 	free(out);
+	return rc;
+}
+
+/* The wrapper reads a file: put @data in a private temp file first. */
+static int sign_external(struct signer *s, const uint8_t *data, size_t len,
+			 const uint8_t hash[SHA256_BYTES], uint8_t sig[RSA2048_BYTES],
+			 struct art_err *err)
+{
+	const char *tmpdir = getenv("TMPDIR");
+	char *path = NULL;
+	int fd, rc;
+
+	if (!tmpdir || !*tmpdir)
+		tmpdir = "/tmp";
+	if (asprintf(&path, "%s/rpi-sb-sign.XXXXXX", tmpdir) < 0)
+		return art_err_set(err, -ENOMEM, "out of memory");
+	fd = mkstemp(path);
+	if (fd < 0) {
+		rc = art_err_set(err, -errno, "external signer: cannot create the input file in %s: "
+				 "%s", tmpdir, strerror(errno));
+		free(path);
+		return rc;
+	}
+	rc = write_all(fd, data, len);
+	if (close(fd) < 0 && rc == 0)
+		rc = -errno;
+	if (rc < 0)
+		art_err_set(err, rc, "external signer: cannot write %s: %s", path, strerror(-rc));
+	else
+		rc = sign_external_path(s, path, hash, sig, err);
+	unlink(path);
+	free(path);
+	return rc;
+}
+
+static int hash_file(const char *path, uint8_t hash[SHA256_BYTES], struct art_err *err)
+{
+	mbedtls_sha256_context ctx;
+	uint8_t buf[65536];
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return art_err_set(err, -errno, "%s: %s", path, strerror(errno));
+	mbedtls_sha256_init(&ctx);
+	mbedtls_sha256_starts_ret(&ctx, 0);
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = art_err_set(err, -errno, "%s: read: %s", path, strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		mbedtls_sha256_update_ret(&ctx, buf, (size_t)n);
+	}
+	if (rc == 0)
+		mbedtls_sha256_finish_ret(&ctx, hash);
+	mbedtls_sha256_free(&ctx);
+	close(fd);
+	return rc;
+}
+
+int signer_sign_file(struct signer *s, const char *path, uint8_t hash[SHA256_BYTES],
+		     uint8_t sig[RSA2048_BYTES], struct art_err *err)
+{
+	int rc = hash_file(path, hash, err);
+
+	if (rc < 0)
+		return rc;
+	if (s->kind == SIGNER_EXTERNAL)
+		return sign_external_path(s, path, hash, sig, err);
+	rc = sign_pem(s, hash, sig, err);
+	if (rc == 0 && pubkey_verify_hash(&s->pub, hash, sig) != 0)
+		rc = art_err_set(err, -EIO, "%s: the signature just made does not verify",
+				 s->describe);
 	return rc;
 }
 

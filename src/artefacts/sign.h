@@ -50,6 +50,11 @@ const char *signer_describe(const struct signer *s);
 int signer_sign(struct signer *s, const uint8_t *data, size_t len, uint8_t sig[RSA2048_BYTES],
 		struct art_err *err);
 
+/* Sign a whole file (e.g. a boot.img too large to copy): streams the SHA-256
+ * into @hash; an external signer gets @path itself, as rpi-eeprom-digest does. */
+int signer_sign_file(struct signer *s, const char *path, uint8_t hash[SHA256_BYTES],
+		     uint8_t sig[RSA2048_BYTES], struct art_err *err);
+
 /* Make a new RSA-2048 key (e = 65537); PKCS#1 PEM text in secmem (free with
  * secmem_free), and its public key. */
 int sign_generate_key(char **pem_secmem, size_t *pem_len, struct rsa_pubkey *pub,
