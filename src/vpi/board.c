@@ -797,6 +797,29 @@ int vpi_eeprom_write(struct vpi_board *b, const void *data, size_t len)
 	return r;
 }
 
+int vpi_eeprom_set_write_protect(struct vpi_board *b, bool on)
+{
+	int r = 0;
+
+	if (!eeprom_part_size(b))
+		return -ENODEV;
+	if (on)
+		return vpi_otp_program_eeprom_wp(b);
+	pthread_mutex_lock(b->lock);
+	if (b->otp.eeprom_wp) {
+		if (!b->opts.wp_pin_high) {
+			r = -EROFS;
+		} else {
+			b->otp.eeprom_wp = false;
+			r = otp_save(b);
+		}
+	}
+	pthread_mutex_unlock(b->lock);
+	if (r == -EROFS)
+		vpi_log(b, "SPI flash: cannot clear write protect while /WP is low");
+	return r;
+}
+
 int vpi_eeprom_info(struct vpi_board *b, uint32_t *size, char jedec[7], char unique_id[33],
 		    uint64_t *build_ts)
 {

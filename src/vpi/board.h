@@ -131,6 +131,10 @@ int vpi_eeprom_write(struct vpi_board *b, const void *data, size_t len);
 /* The part refuses writes: OTP eeprom_wp set (the /WP pin is modelled as held
  * low; see doc/virtual-pi.md, VPI_GUESS_WP_PIN). */
 bool vpi_eeprom_write_protected(const struct vpi_board *b);
+/* The SPI flash status-register write protect (recovery eeprom_write_protect,
+ * rpiboot.md §6): reversible, but while /WP is low a set protect cannot be
+ * cleared (-EROFS). Persisted with the OTP file. */
+int vpi_eeprom_set_write_protect(struct vpi_board *b, bool on);
 /* EEPROM facts for getvars. */
 int vpi_eeprom_info(struct vpi_board *b, uint32_t *size, char jedec[7], char unique_id[33], uint64_t *build_ts);
 
