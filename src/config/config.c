@@ -613,18 +613,19 @@ static void check_readable(struct parse *ps, const char *key, int line, const ch
 	int fd;
 
 	if (stat(path, &st) < 0) {
-		problem(ps, line, key, NULL, false, "%s %s: %s; fix the path or copy the file there",
-			what, path, errno == ENOENT ? "does not exist" : strerror(errno));
+		problem(ps, line, key, "a readable file", false,
+			"%s %s: %s; fix the path or copy the file there", what, path,
+			errno == ENOENT ? "does not exist" : strerror(errno));
 		return;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		problem(ps, line, key, NULL, false, "%s %s is not a regular file", what, path);
+		problem(ps, line, key, "a readable file", false, "%s %s is not a regular file", what, path);
 		return;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
-		problem(ps, line, key, NULL, false, "%s %s cannot be read: %s; check its permissions",
-			what, path, strerror(errno));
+		problem(ps, line, key, "a readable file", false,
+			"%s %s cannot be read: %s; check its permissions", what, path, strerror(errno));
 		return;
 	}
 	close(fd);
@@ -636,7 +637,8 @@ static void check_gold(struct parse *ps, const char *key, int line, const char *
 	char err[GOLDIMAGE_ERRLEN];
 
 	if (goldimage_check(path, &info, err, sizeof(err)) < 0)
-		problem(ps, line, key, NULL, false, "gold image %s: %s", path, err);
+		problem(ps, line, key, "an uncompressed MBR disk image, FAT boot + ext4 root partitions",
+			false, "gold image %s: %s", path, err);
 }
 
 static void cross_checks(struct parse *ps)

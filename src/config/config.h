@@ -72,6 +72,10 @@ extern const size_t config_schema_len;
 extern const char *const config_families[];
 extern const size_t config_families_len;
 
+/* The rules across settings that config_load() applies, one sentence each (Markdown). */
+extern const char *const config_rules[];
+extern const size_t config_rules_len;
+
 /* The schema row of section.key (section "family.X" finds the "family" row), or NULL. */
 const struct config_setting *config_setting_find(const char *section, const char *key);
 

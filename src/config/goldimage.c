@@ -197,17 +197,15 @@ int goldimage_check(const char *path, struct goldimage_info *info, char *err, si
 	if (s.fd < 0) {
 		rc = -errno;
 		if (rc == -ENOENT)
-			return fail(rc, err, errlen, "%s does not exist; copy the image there or fix the path",
-				    path);
-		return fail(rc, err, errlen, "cannot open %s: %s", path, strerror(-rc));
+			return fail(rc, err, errlen, "does not exist; copy the image there or fix the path");
+		return fail(rc, err, errlen, "cannot open it: %s", strerror(-rc));
 	}
 	if (fstat(s.fd, &st) < 0) {
-		rc = fail(-errno, err, errlen, "cannot stat %s: %s", path, strerror(errno));
+		rc = fail(-errno, err, errlen, "cannot stat it: %s", strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		rc = fail(-EINVAL, err, errlen, "%s is not a regular file; point the setting at the .img file",
-			  path);
+		rc = fail(-EINVAL, err, errlen, "not a regular file; point the setting at the .img file");
 		goto out;
 	}
 	s.size = (uint64_t)st.st_size;

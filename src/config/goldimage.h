@@ -29,7 +29,7 @@ struct goldimage_info {
 #define GOLDIMAGE_ERRLEN 320
 
 /* Check @path. 0 and *info filled, or a negative errno with a one-line explanation
- * in @err (what is wrong with the file and what to do): -ENOENT missing, -EINVAL not
+ * in @err (what is wrong with the file and what to do; the caller names the path): -ENOENT missing, -EINVAL not
  * a usable image (GPT, compressed, truncated, wrong partitions), other -errno for
  * read errors. Any thread. */
 int goldimage_check(const char *path, struct goldimage_info *info, char *err, size_t errlen);

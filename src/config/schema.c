@@ -25,7 +25,7 @@ const struct config_setting config_schema[] = {
 	  NULL, 0, NULL, false, false, false },
 	{ "station", "mode", ENUM("secure-boot|fde-only|naked"), "secure-boot",
 	  "secure-boot: signed boot + LUKS2 root; fde-only: LUKS2, unsigned; naked: plain image",
-	  "PROVISIONING_STYLE", CONFIG_PEER_VERBATIM, NULL, false, false, true },
+	  "PROVISIONING_STYLE", CONFIG_PEER_VERBATIM, NULL, false, false, false },
 	{ "station", "family", ENUM("auto|4|5|2W"), "auto",
 	  "board family this line provisions; auto takes it from each board's chip",
 	  "RPI_DEVICE_FAMILY", CONFIG_PEER_VERBATIM, NULL, false, false, false },
@@ -143,6 +143,31 @@ const struct config_setting config_schema[] = {
 
 const size_t config_schema_len = sizeof(config_schema) / sizeof(config_schema[0]);
 
+/* What cross_checks() in config.c enforces, for the docs and help views; keep the
+ * two in step (tests/unit/test_config.c exercises each rule). */
+const char *const config_rules[] = {
+	"The families in use are the one in `[station] family`, or all of 4, 5 and 2W when it is "
+	"`auto`. A board's mode, storage, gold image and bootloader config are its `[family.X]` "
+	"value when set, else the main one.",
+	"`image.gold` and `image.storage` must have a value for every family in use.",
+	"The gold image must exist and be an uncompressed MBR disk image whose partition 1 is FAT "
+	"(type 0x0c, 0x0b or 0x0e, with a FAT boot sector) and partition 2 is ext4 (type 0x83, ext "
+	"superblock magic), both wholly inside the file. GPT images, compressed files (gzip, xz, "
+	"zstd, bzip2, zip) and truncated copies are refused with the reason.",
+	"secure-boot needs a key: `[key] pem`, or `[key] signer` with `[key] public` (not both pem "
+	"and signer). Key files must exist and be readable.",
+	"Zero 2 W (family 2W) cannot use secure-boot: an error when chosen explicitly (`family = "
+	"2W` or `[family.2W] mode`); with `family = auto` a warning, and such boards are refused "
+	"unless `[family.2W] mode` says fde-only or naked.",
+	"Pi 4 family secure-boot needs `[otp] rpiboot_gpio`: an error with `family = 4` or "
+	"`[family.4] mode = secure-boot`; with `family = auto` a warning, and Pi 4 boards are "
+	"refused until it is set.",
+	"`[otp]` jtag_lock and eeprom_write_protect only act in secure-boot mode (a warning "
+	"otherwise).",
+	"Files named in `[bootloader]` and `[family.X] bootloader_config` must exist and be readable.",
+};
+const size_t config_rules_len = sizeof(config_rules) / sizeof(config_rules[0]);
+
 const char *const config_families[] = { "4", "5", "2W" };
 const size_t config_families_len = sizeof(config_families) / sizeof(config_families[0]);
 
@@ -150,6 +175,8 @@ const struct config_setting *config_setting_find(const char *section, const char
 {
 	const char *sec = section;
 
+	if (strcmp(section, "family") == 0)
+		return NULL; /* only as [family.X] */
 	if (strncmp(section, "family.", 7) == 0) {
 		bool known = false;
 
@@ -284,6 +311,9 @@ int config_schema_markdown(FILE *f)
 			fputs(" **OTP**", f);
 		fputs(" |\n", f);
 	}
+	fputs("\n## Rules across settings\n\n`config check` also applies these rules (and reports every broken one):\n\n", f);
+	for (size_t i = 0; i < config_rules_len; i++)
+		fprintf(f, "- %s\n", config_rules[i]);
 	return ferror(f) ? -EIO : 0;
 }
 
@@ -315,7 +345,7 @@ int config_schema_ini(FILE *f)
 			s->irreversible ? " (PERMANENT: OTP)" : "", type_name(s), allowed);
 		if (s->peer)
 			fprintf(f, "#   peer variable: %s\n", s->peer);
-		fprintf(f, "#%s = %s\n", s->key, s->def ? s->def : "");
+		fprintf(f, "#%s =%s%s\n", s->key, s->def ? " " : "", s->def ? s->def : "");
 	}
 	return ferror(f) ? -EIO : 0;
 }

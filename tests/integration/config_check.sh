@@ -1,0 +1,102 @@
+#!/bin/bash
+# config_check: `config check` reports every problem with file, line, key and the
+# allowed values (exit 2), and prints a summary for a valid file (exit 0).
+. "$top_srcdir/tests/integration/lib.sh"
+
+GOLD="$T/gold.img"
+bash "$top_srcdir/scripts/make-gold-image.sh" "$GOLD" 48
+openssl genrsa -out "$T/key.pem" 2048 2>/dev/null
+CFG="$T/cfg.ini"
+
+# write_cfg LINES...: one argument per line of $CFG
+write_cfg() { printf '%s\n' "$@" >"$CFG"; }
+check() { expect_rc "$1" "$PROGRAM" --root "$ROOT" --config "$CFG" config check; }
+
+base=( "[station]" "mode = secure-boot" "family = 5" "[image]" "gold = $GOLD" "storage = emmc"
+       "[key]" "pem = $T/key.pem" )
+
+# valid: exit 0 and a one-screen summary
+write_cfg "${base[@]}"
+check 0
+expect_out "cfg.ini: valid"
+expect_out "mode secure-boot, family 5"
+expect_out "boot FAT32 .* root ext4"
+expect_out "storage +emmc, cipher aes-xts-plain64"
+expect_out "key +PEM private key $T/key.pem"
+expect_out "OTP +jtag_lock no, eeprom_write_protect no, rpiboot_gpio \(unset\)"
+expect_out "database +$ROOT/srv/rpi-sb-provisioner/manufacturing.db"
+expect_out "USB ports +all ports"
+[ "$(printf '%s\n' "$OUT" | wc -l)" -le 24 ] || fail "summary longer than a screen"
+pass "valid configuration"
+
+# --config after `check` works too
+expect_rc 0 "$PROGRAM" --root "$ROOT" config check --config "$CFG"
+pass "--config after check"
+
+# unknown key
+write_cfg "${base[@]}" "colour = blue"
+check 2
+expect_out "cfg.ini:9: key 'key.colour': unknown key in \[key\]; allowed: pem\|signer\|public"
+pass "unknown key"
+
+# bad enum value
+write_cfg "[station]" "mode = secureboot" "family = 5" "${base[@]:3}"
+check 2
+expect_out "cfg.ini:2: key 'station.mode': 'secureboot': not one of the allowed values; allowed: secure-boot\|fde-only\|naked"
+pass "bad enum value"
+
+# missing key file
+write_cfg "${base[@]:0:7}" "pem = $T/nokey.pem"
+check 2
+expect_out "cfg.ini:8: key 'key.pem': key file $T/nokey.pem: does not exist.*; allowed: a readable file"
+pass "missing key file"
+
+# secure-boot on Zero 2 W
+write_cfg "[station]" "mode = secure-boot" "family = 2W" "${base[@]:3}"
+check 2
+expect_out "cfg.ini:2: key 'station.mode': Zero 2 W boards cannot use secure-boot.*; allowed: fde-only\|naked"
+pass "secure-boot on 2W"
+
+# the gold image: missing, GPT, compressed, truncated
+gold_case() { # NAME IMAGE PATTERN
+	write_cfg "${base[@]:0:4}" "gold = $2" "${base[@]:5}"
+	check 2
+	expect_out "cfg.ini:5: key 'image.gold': gold image $2: $3.*; allowed: an uncompressed MBR disk image"
+	pass "gold image: $1"
+}
+gold_case missing "$T/none.img" "does not exist"
+truncate -s 8M "$T/gpt.img"
+printf 'label: gpt\nstart=2048, size=8192, type=linux\n' | sfdisk --quiet "$T/gpt.img" >/dev/null
+gold_case GPT "$T/gpt.img" "this is a GPT disk image"
+zstd -q -1 -o "$T/gold.img.zst" "$GOLD"
+gold_case zstd "$T/gold.img.zst" "this is a zstd-compressed file"
+xz -0 -T1 -c "$GOLD" >"$T/gold.img.xz"
+gold_case xz "$T/gold.img.xz" "this is a xz-compressed file"
+head -c $((40 * 1024 * 1024)) "$GOLD" >"$T/short.img"
+gold_case truncated "$T/short.img" "the image is truncated: partition 2 ends at byte [0-9]+ but the file has only 41943040 bytes"
+
+# several problems: all of them at once, then a count
+write_cfg "[station]" "mode = fast" "[timeouts]" "triage = 1" "[image]" "storage = tape"
+check 2
+expect_out "cfg.ini:2: key 'station.mode'"
+expect_out "cfg.ini:4: key 'timeouts.triage': '1': out of range; allowed: 5\.\.600"
+expect_out "cfg.ini:6: key 'image.storage'.*; allowed: sd\|emmc\|nvme"
+expect_out "cfg.ini: key 'image.gold': required but not set"
+expect_out "cfg.ini: [0-9]+ problems; fix them"
+pass "every problem at once"
+
+# a missing file is a problem, not a crash
+expect_rc 2 "$PROGRAM" --root "$ROOT" config check
+expect_out "$ROOT/etc/rpi-sb-provisioner/provisioner.ini: file not found"
+pass "missing configuration file"
+
+# an invalid allow-list line is reported with its file and line
+mkdir -p "$ROOT/etc/rpi-sb-provisioner/usb-ports.d"
+printf '1-1.2\nport 3\n' >"$ROOT/etc/rpi-sb-provisioner/usb-ports.d/bench.conf"
+write_cfg "${base[@]}"
+check 2
+expect_out "usb-ports.d/bench.conf:2: 'port 3' is not a USB port path"
+printf '1-1.2\n1-1.[34]\n' >"$ROOT/etc/rpi-sb-provisioner/usb-ports.d/bench.conf"
+check 0
+expect_out "USB ports +2 rules from 1 file"
+pass "allow-list problems and summary"
