@@ -1,16 +1,223 @@
-/* cli (virtual-pi): the `virtual-pi` command, one virtual board served over TCP.
+/* cli (virtual-pi): the `virtual-pi` command, one virtual board whose fastboot
+ * gadget is served over TCP so the real `fastboot` client can drive it.
  *
- * Runs on the main thread only. Placeholder so the binary links while the
- * gadget (fastbootd.c, tcpfront.c) is being written; it refuses to run. */
+ * Runs on the main thread only: parses options, opens the board, serves
+ * connections until SIGINT/SIGTERM. vpi-boot may add USB gadget options
+ * (`--gadget UDC`) here; the option table leaves room for them. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "core/cli.h"
+#include "vpi/board.h"
+#include "vpi/fastbootd.h"
+#include "vpi/luks.h"
+#include "vpi/storage.h"
+#include "vpi/tcpfront.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: rpi-sb-provisioner virtual-pi --model M --state DIR --fastboot-tcp PORT\n"
+		"         [--link-rate MBPS] [--storage-rate MBPS|model] [--fault SPEC]...\n"
+		"         [--data-plane] [--real-pbkdf] [--verbose]\n\n"
+		"  --model M           pi5 pi500 cm5 cm5lite pi4 pi400 cm4 zero2w\n"
+		"  --state DIR         board state (OTP, eeprom.bin, storage.img); created on first use\n"
+		"  --fastboot-tcp PORT serve the fastboot gadget on tcp:127.0.0.1:PORT (0 = any free port)\n"
+		"  --link-rate MBPS    download link speed in MB/s (default unlimited)\n"
+		"  --storage-rate R    storage write speed in MB/s, or 'model' for the storage kind's\n"
+		"                      typical rate (default unlimited)\n"
+		"  --fault SPEC        fail-command=PREFIX | storage-size=BYTES | bitflip=OFFSET |\n"
+		"                      unplug=PHASE@OFFSET | stall=PHASE\n"
+		"  --data-plane        answer as a `usb+tcp` daemon's TCP data plane (restricted commands)\n"
+		"  --real-pbkdf        LUKS keyslots with the real argon2id cost (slow; ~1 GiB RAM)\n"
+		"  --verbose           simulator log to stderr\n");
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(s, &end, 0);
+	return (*s && !*end && !errno && s[0] != '-') ? 0 : -EINVAL;
+}
+
+static int parse_fault(const char *spec, struct vpi_faults *f)
+{
+	const char *eq = strchr(spec, '=');
+	const char *v = eq ? eq + 1 : "";
+	size_t kl = eq ? (size_t)(eq - spec) : strlen(spec);
+	uint64_t n;
+
+	if (kl == 12 && strncmp(spec, "fail-command", kl) == 0 && *v && strlen(v) < sizeof(f->fail_command)) {
+		snprintf(f->fail_command, sizeof(f->fail_command), "%s", v);
+		return 0;
+	}
+	if (kl == 12 && strncmp(spec, "storage-size", kl) == 0 && !parse_u64(v, &n) && n) {
+		f->storage_bytes = n;
+		return 0;
+	}
+	if (kl == 7 && strncmp(spec, "bitflip", kl) == 0 && !parse_u64(v, &n) && n <= INT64_MAX) {
+		f->bitflip_offset = (int64_t)n;
+		return 0;
+	}
+	if (kl == 6 && strncmp(spec, "unplug", kl) == 0) {
+		const char *at = strchr(v, '@');
+		size_t pl = at ? (size_t)(at - v) : strlen(v);
+		if (!pl || pl >= sizeof(f->unplug_phase) || (at && parse_u64(at + 1, &f->unplug_offset)))
+			return -EINVAL;
+		memcpy(f->unplug_phase, v, pl);
+		f->unplug_phase[pl] = '\0';
+		return 0;
+	}
+	if (kl == 5 && strncmp(spec, "stall", kl) == 0 && *v && strlen(v) < sizeof(f->stall_phase)) {
+		snprintf(f->stall_phase, sizeof(f->stall_phase), "%s", v);
+		return 0;
+	}
+	return -EINVAL;
+}
 
 int cmd_virtual_pi(struct cli *cli, int argc, char **argv)
 {
+	enum { O_MODEL = 256, O_STATE, O_TCP, O_LINK, O_STORAGE, O_FAULT, O_DATAPLANE, O_PBKDF, O_VERBOSE, O_HELP };
+	static const struct option opts[] = {
+		{ "model", required_argument, NULL, O_MODEL },
+		{ "state", required_argument, NULL, O_STATE },
+		{ "fastboot-tcp", required_argument, NULL, O_TCP },
+		{ "link-rate", required_argument, NULL, O_LINK },
+		{ "storage-rate", required_argument, NULL, O_STORAGE },
+		{ "fault", required_argument, NULL, O_FAULT },
+		{ "data-plane", no_argument, NULL, O_DATAPLANE },
+		{ "real-pbkdf", no_argument, NULL, O_PBKDF },
+		{ "verbose", no_argument, NULL, O_VERBOSE },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct vpi_board_opts bo;
+	struct vpi_tcpfront_opts to = { .mode = VPI_FB_MODE_FULL };
+	const char *model = NULL, *state = NULL;
+	bool have_port = false, model_rate = false;
+	struct vpi_board *b = NULL;
+	struct vpi_tcpfront *t = NULL;
+	struct sigaction sa = { .sa_handler = on_signal };
+	uint64_t n;
+	int c, rc, ret = EXIT_FAILED;
+
 	(void)cli;
-	(void)argc;
-	fprintf(stderr, "%s: the virtual Pi's fastboot gadget is not built yet in this tree\n",
-		argv[0]);
-	return EXIT_FAILED;
+	vpi_board_opts_init(&bo);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case O_MODEL: model = optarg; break;
+		case O_STATE: state = optarg; break;
+		case O_TCP:
+			if (parse_u64(optarg, &n) || n > 65535) {
+				fprintf(stderr, "virtual-pi: --fastboot-tcp wants a port number 0-65535, got '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			to.port = (uint16_t)n;
+			have_port = true;
+			break;
+		case O_LINK:
+			if (parse_u64(optarg, &n)) {
+				fprintf(stderr, "virtual-pi: --link-rate wants MB/s, got '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			bo.link_bytes_per_s = n * 1000000u;
+			break;
+		case O_STORAGE:
+			if (strcmp(optarg, "model") == 0) {
+				model_rate = true;
+			} else if (parse_u64(optarg, &n)) {
+				fprintf(stderr, "virtual-pi: --storage-rate wants MB/s or 'model', got '%s'\n", optarg);
+				return EXIT_USAGE;
+			} else {
+				bo.storage_bytes_per_s = n * 1000000u;
+			}
+			break;
+		case O_FAULT:
+			if (parse_fault(optarg, &bo.faults)) {
+				fprintf(stderr, "virtual-pi: bad --fault '%s' (see --help)\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case O_DATAPLANE: to.mode = VPI_FB_MODE_DATA_PLANE; break;
+		case O_PBKDF: vpi_luks_set_real_pbkdf(true); break;
+		case O_VERBOSE: setenv("RPI_SB_VPI_VERBOSE", "1", 1); break;
+		case O_HELP: usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (!model || !state || !have_port || optind != argc) {
+		fprintf(stderr, "virtual-pi: --model, --state and --fastboot-tcp are required\n");
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!vpi_model_find(model)) {
+		fprintf(stderr, "virtual-pi: unknown model '%s'; one of pi5 pi500 cm5 cm5lite pi4 pi400 cm4 zero2w\n",
+			model);
+		return EXIT_USAGE;
+	}
+	if (model_rate)
+		bo.storage_bytes_per_s = vpi_storage_model_rate(vpi_model_find(model)->storage);
+	rc = vpi_board_open(model, state, &bo, &b);
+	if (rc) {
+		fprintf(stderr, "virtual-pi: cannot open board %s in %s: %s\n", model, state, strerror(-rc));
+		return EXIT_FAILED;
+	}
+	rc = vpi_tcpfront_listen(&to, &t);
+	if (rc) {
+		fprintf(stderr, "virtual-pi: cannot listen on 127.0.0.1:%u: %s (pick another --fastboot-tcp port)\n",
+			to.port, strerror(-rc));
+		goto out;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	printf("virtual Pi %s serial %016" PRIx64 " fastboot on tcp:127.0.0.1:%u\n", model,
+	       vpi_board_serial64(b), vpi_tcpfront_port(t));
+	fflush(stdout);
+	for (;;) {
+		rc = vpi_tcpfront_run(t, b, &stop_flag);
+		if (rc == VPI_FB_END_REBOOT || rc == VPI_FB_END_REBOOT_BOOTLOADER) {
+			/* The board restarts into the gadget: kernel state is gone. */
+			vpi_fastbootd_board_reset(b);
+			vpi_log(b, "virtual-pi: rebooted, gadget up again");
+			continue;
+		}
+		break;
+	}
+	if (rc == -ENODEV) {
+		fprintf(stderr, "virtual-pi: board %016" PRIx64 " unplugged (fault)\n", vpi_board_serial64(b));
+		goto out;
+	}
+	if (rc == VPI_FB_END_SHUTDOWN) {
+		fprintf(stderr, "virtual-pi: board shut down\n");
+		ret = EXIT_OK;
+		goto out;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "virtual-pi: serving failed: %s\n", strerror(-rc));
+		goto out;
+	}
+	ret = EXIT_OK;
+out:
+	vpi_tcpfront_close(t);
+	if (b)
+		vpi_fastbootd_board_reset(b);
+	vpi_board_close(b);
+	return ret;
 }
