@@ -188,6 +188,86 @@ static void test_escape(void **state)
 	free(root);
 }
 
+/* Undo blog_escape: \\ \n \t \r \xNN; anything else is copied. */
+static size_t unescape(const char *s, unsigned char *out)
+{
+	size_t n = 0;
+
+	while (*s) {
+		if (*s != '\\') {
+			out[n++] = (unsigned char)*s++;
+			continue;
+		}
+		s++;
+		switch (*s) {
+		case '\\': out[n++] = '\\'; s++; break;
+		case 'n': out[n++] = '\n'; s++; break;
+		case 't': out[n++] = '\t'; s++; break;
+		case 'r': out[n++] = '\r'; s++; break;
+		case 'x': {
+			unsigned v;
+
+			assert_int_equal(sscanf(s + 1, "%2x", &v), 1);
+			out[n++] = (unsigned char)v;
+			s += 3;
+			break;
+		}
+		default:
+			fail_msg("bad escape \\%c", *s);
+		}
+	}
+	return n;
+}
+
+/* Property: for any bytes, the escaped text has no control characters (C0,
+ * DEL, C1 in UTF-8 or raw), is valid UTF-8, and unescapes to the input. */
+static void test_escape_property(void **state)
+{
+	static const unsigned char pool[] = { 0x00, 0x07, 0x0a, 0x0d, 0x1b, '\\', 'x', 'a', 0x7f,
+					       0x80, 0x9b, 0xbf, 0xc0, 0xc2, 0xc3, 0xe2, 0xed, 0xf0,
+					       0xf4, 0xf5, 0xff, 0x9f, 0xa0, 0x82 };
+	uint32_t seed = 12345;
+
+	(void)state;
+	for (int round = 0; round < 20000; round++) {
+		unsigned char in[48], back[48];
+		size_t len, n;
+		char *e;
+
+		seed = seed * 1103515245u + 12345u;
+		len = (seed >> 16) % sizeof(in);
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			in[i] = (seed >> 8) & 1 ? pool[(seed >> 16) % sizeof(pool)]
+						: (unsigned char)(seed >> 20);
+		}
+		e = blog_escape((const char *)in, len);
+		assert_non_null(e);
+		for (const unsigned char *p = (const unsigned char *)e; *p;) {
+			assert_true(*p >= 0x20 && *p != 0x7f);
+			if (*p < 0x80) {
+				p++;
+				continue;
+			}
+			/* must be a valid, non-C1 UTF-8 sequence */
+			assert_true(*p >= 0xc2 && *p <= 0xf4);
+			if (*p == 0xc2)
+				assert_true(p[1] >= 0xa0);
+			{
+				size_t k = *p >= 0xf0 ? 4 : *p >= 0xe0 ? 3 : 2;
+
+				for (size_t j = 1; j < k; j++)
+					assert_int_equal(p[j] & 0xc0, 0x80);
+				p += k;
+			}
+		}
+		n = unescape(e, back);
+		assert_int_equal(n, len);
+		assert_memory_equal(back, in, len);
+		free(e);
+	}
+}
+
 static void test_set_serial_moves(void **state)
 {
 	char *root = tmp_root();
@@ -428,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_line_format),
 		cmocka_unit_test(test_bad_names),
 		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_escape_property),
 		cmocka_unit_test(test_set_serial_moves),
 		cmocka_unit_test(test_merge_attempts),
 		cmocka_unit_test(test_sink),
