@@ -41,7 +41,7 @@ static int parse_config_opt(struct cli *cli, int argc, char **argv)
 	};
 	int c;
 
-	optind = 1;
+	optind = 0; /* a fresh getopt state: permute options after operands again */
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cli->config_path = optarg; break;
@@ -315,7 +315,7 @@ static int do_import(int argc, char **argv)
 	size_t len;
 	int c, r, rc = EXIT_FAILED;
 
-	optind = 1;
+	optind = 0; /* a fresh getopt state: permute options after operands again */
 	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': outpath = optarg; break;

@@ -19,8 +19,9 @@ pass "conf/provisioner.ini.example matches the schema"
 # The example, with the required values filled in, is a valid configuration.
 GOLD="$T/gold.img"
 bash "$top_srcdir/scripts/make-gold-image.sh" "$GOLD" 48
-sed -e "s|^#gold = .*|gold = $GOLD|" -e 's|^#storage = .*|storage = sd|' \
-	-e 's|^#mode = secure-boot$|mode = naked|' "$T/example.ini" >"$T/filled.ini"
+# (first occurrences only: the commented [family.X] template repeats the names)
+sed -e "0,/^#gold =/s|^#gold =.*|gold = $GOLD|" -e '0,/^#storage =/s|^#storage =.*|storage = sd|' \
+	-e '0,/^#mode =/s|^#mode = secure-boot$|mode = naked|' "$T/example.ini" >"$T/filled.ini"
 expect_rc 0 "$PROGRAM" --root "$ROOT" --config "$T/filled.ini" config check
 pass "the example becomes valid with gold, storage and mode set"
 
