@@ -41,7 +41,7 @@ struct event {
 	uint64_t seq;           /* strictly increasing per queue */
 	uint64_t mono_ns;       /* CLOCK_MONOTONIC at push */
 	enum event_type type;
-	char port[32];          /* kernel topology path B-P.P.P or a virtual port */
+	char port[64];          /* kernel topology path B-P.P.P or a virtual port */
 	char serial[17];        /* 16-hex serial, or "" while unknown */
 	enum phase phase;
 	int code;               /* negative errno for EVENT_ERROR, else 0 */
