@@ -47,6 +47,7 @@ struct transport {
 	enum transport_kind kind;
 	uint16_t vid, pid;
 	char serial[64];         /* iSerialNumber string ("" when none) */
+	uint8_t iserial_index;   /* its string index: tells the rpiboot stage (ROM or second stage) */
 	char port_path[32];      /* kernel topology path B-P.P.P, or a virtual port name */
 	uint8_t ep_out, ep_in;   /* bulk endpoint addresses, read from descriptors */
 	void *priv;              /* the implementation's state */
