@@ -94,13 +94,13 @@ static bool uniform(const uint8_t *p, unsigned bs, uint32_t *word)
 
 static int cmp_extent(const void *a, const void *b)
 {
-	const struct simg_extent *x = a, *y = b;
+	const struct sparse_extent *x = a, *y = b;
 
 	return x->first < y->first ? -1 : x->first > y->first;
 }
 
 static int build_extent(struct builder *b, uint8_t *buf, uint64_t first, uint64_t count,
-			uint64_t len, enum simg_zero_policy zp)
+			uint64_t len, enum sparse_zero_policy zp)
 {
 	uint64_t blk = first, end = first + count;
 	size_t per_read = READ_CHUNK / b->bs;
@@ -126,7 +126,7 @@ static int build_extent(struct builder *b, uint8_t *buf, uint64_t first, uint64_
 			int rc;
 
 			if (bytes == b->bs && uniform(p, b->bs, &w))
-				rc = (w == 0 && zp == SIMG_ZERO_DONT_CARE)
+				rc = (w == 0 && zp == SPARSE_ZERO_DONT_CARE)
 					     ? run_add(b, BLK_SKIP, blk + i, bytes, 0)
 					     : run_add(b, BLK_FILL, blk + i, bytes, w);
 			else
@@ -139,12 +139,12 @@ static int build_extent(struct builder *b, uint8_t *buf, uint64_t first, uint64_
 	return 0;
 }
 
-int simg_from_fd(int fd, off_t offset, uint64_t len, unsigned block_size,
-		 const struct simg_extent *map, size_t n_extents, enum simg_zero_policy zero_policy,
+int sparse_build_from_fd(int fd, off_t offset, uint64_t len, unsigned block_size,
+		 const struct sparse_extent *map, size_t n_extents, enum sparse_zero_policy zero_policy,
 		 struct sparse_file **out)
 {
 	struct builder b = { .fd = fd, .offset = offset, .bs = block_size };
-	struct simg_extent whole, *ext = NULL;
+	struct sparse_extent whole, *ext = NULL;
 	uint8_t *buf = NULL;
 	uint64_t nblocks;
 	size_t n;
@@ -163,12 +163,15 @@ int simg_from_fd(int fd, off_t offset, uint64_t len, unsigned block_size,
 		qsort(ext, n_extents, sizeof(*ext), cmp_extent);
 		n = n_extents;
 	} else {
-		whole = (struct simg_extent){ 0, nblocks };
+		whole = (struct sparse_extent){ 0, nblocks };
 		ext = &whole;
 		n = 1;
 	}
 	buf = malloc(READ_CHUNK);
-	b.s = sparse_file_new(block_size, (int64_t)len);
+	/* libsparse needs a whole number of blocks here (its trailing DONT_CARE
+	 * would not be block-aligned otherwise); the partial last RAW block is
+	 * zero-padded when written. */
+	b.s = sparse_file_new(block_size, (int64_t)(nblocks * block_size));
 	if (!buf || !b.s) {
 		r = -ENOMEM;
 		goto out;
@@ -204,18 +207,18 @@ out:
 	return r;
 }
 
-int simg_open(int fd, struct sparse_file **out)
+int sparse_open_image(int fd, struct sparse_file **out)
 {
 	*out = sparse_file_import_auto(fd, false, false);
 	return *out ? 0 : -EINVAL;
 }
 
-int64_t simg_len(struct sparse_file *s)
+int64_t sparse_encoded_len(struct sparse_file *s)
 {
 	return sparse_file_len(s, true, false);
 }
 
-int simg_split(struct sparse_file *s, uint64_t max_len, struct sparse_file ***pieces, int *count)
+int sparse_split(struct sparse_file *s, uint64_t max_len, struct sparse_file ***pieces, int *count)
 {
 	struct sparse_file **v;
 	int n, got;
@@ -235,7 +238,7 @@ int simg_split(struct sparse_file *s, uint64_t max_len, struct sparse_file ***pi
 		return -ENOMEM;
 	got = sparse_file_resparse(s, (unsigned)max_len, v, n);
 	if (got != n) {
-		simg_pieces_free(v, n);
+		sparse_pieces_free(v, n);
 		return got < 0 ? got : -EIO;
 	}
 	*pieces = v;
@@ -243,7 +246,7 @@ int simg_split(struct sparse_file *s, uint64_t max_len, struct sparse_file ***pi
 	return 0;
 }
 
-void simg_pieces_free(struct sparse_file **pieces, int count)
+void sparse_pieces_free(struct sparse_file **pieces, int count)
 {
 	if (!pieces)
 		return;
@@ -253,7 +256,7 @@ void simg_pieces_free(struct sparse_file **pieces, int count)
 	free(pieces);
 }
 
-int simg_write(struct sparse_file *s, int fd)
+int sparse_write_image(struct sparse_file *s, int fd)
 {
 	return sparse_file_write(s, fd, false, true, false) < 0 ? -EIO : 0;
 }
@@ -277,7 +280,7 @@ static int download_cb(void *priv, const void *data, size_t len)
 
 static int flash_piece(struct fb *fb, const char *partition, struct sparse_file *p, uint64_t limit)
 {
-	int64_t len = simg_len(p);
+	int64_t len = sparse_encoded_len(p);
 	int r;
 
 	if (len <= 0)
@@ -311,15 +314,15 @@ int fb_flash_sparse(struct fb *fb, const char *partition, struct sparse_file *s,
 		if (r < 0)
 			return r;
 	}
-	if (limit > SIMG_PIECE_LIMIT)
-		limit = SIMG_PIECE_LIMIT;
-	if ((uint64_t)simg_len(s) <= limit)
+	if (limit > SPARSE_PIECE_LIMIT)
+		limit = SPARSE_PIECE_LIMIT;
+	if ((uint64_t)sparse_encoded_len(s) <= limit)
 		return flash_piece(fb, partition, s, limit);
-	r = simg_split(s, limit, &pieces, &count);
+	r = sparse_split(s, limit, &pieces, &count);
 	if (r < 0)
 		return r;
 	for (int i = 0; i < count && r == 0; i++)
 		r = flash_piece(fb, partition, pieces[i], limit);
-	simg_pieces_free(pieces, count);
+	sparse_pieces_free(pieces, count);
 	return r;
 }

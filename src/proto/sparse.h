@@ -5,7 +5,7 @@
  * (sparse_file_resparse, as the AOSP client does), and streams each piece
  * straight into a fastboot download.
  *
- * Names use the simg_ prefix: libsparse owns sparse_file_*. */
+ * Our names avoid libsparse's sparse_file_* (and src/image's simg_*). */
 #ifndef RPI_SB_PROTO_SPARSE_H
 #define RPI_SB_PROTO_SPARSE_H
 
@@ -16,16 +16,16 @@
 
 struct sparse_file; /* libsparse */
 
-#define SIMG_BLOCK_SIZE 4096u
-#define SIMG_PIECE_LIMIT (1u << 30) /* the AOSP client never sends more than 1 GiB per piece */
+#define SPARSE_BLOCK_SIZE 4096u
+#define SPARSE_PIECE_LIMIT (1u << 30) /* the AOSP client never sends more than 1 GiB per piece */
 
 /* What a raw block of zeros becomes. FILL(0) is the safe default: DONT_CARE
  * keeps whatever the partition held before, so use it only when a block map
  * proves the blocks unused. */
-enum simg_zero_policy { SIMG_ZERO_FILL, SIMG_ZERO_DONT_CARE };
+enum sparse_zero_policy { SPARSE_ZERO_FILL, SPARSE_ZERO_DONT_CARE };
 
 /* A used block range [first, first + count) of a raw region, in blocks. */
-struct simg_extent {
+struct sparse_extent {
 	uint64_t first, count;
 };
 
@@ -34,31 +34,31 @@ struct simg_extent {
  * FILL, zero blocks follow zero_policy, the rest are RAW chunks that refer to
  * fd (fd must stay open until the image is written). The last partial block
  * is zero-padded. Returns 0 and *out, or a negative errno. */
-int simg_from_fd(int fd, off_t offset, uint64_t len, unsigned block_size,
-		 const struct simg_extent *map, size_t n_extents, enum simg_zero_policy zero_policy,
+int sparse_build_from_fd(int fd, off_t offset, uint64_t len, unsigned block_size,
+		 const struct sparse_extent *map, size_t n_extents, enum sparse_zero_policy zero_policy,
 		 struct sparse_file **out);
 
-/* Import an image file: a sparse image as it is, a raw file as in simg_from_fd
+/* Import an image file: a sparse image as it is, a raw file as in sparse_build_from_fd
  * with FILL for zero blocks. *out refers to fd. */
-int simg_open(int fd, struct sparse_file **out);
+int sparse_open_image(int fd, struct sparse_file **out);
 
 /* Bytes of the encoded sparse image (no CRC chunk). */
-int64_t simg_len(struct sparse_file *s);
+int64_t sparse_encoded_len(struct sparse_file *s);
 
 /* Split s into pieces each at most max_len bytes when encoded; each piece is a
  * complete sparse image over the same total_blks (DONT_CARE elsewhere). The
  * blocks of s move into the pieces: s is left empty. Caller frees with
- * simg_pieces_free(). */
-int simg_split(struct sparse_file *s, uint64_t max_len, struct sparse_file ***pieces, int *count);
-void simg_pieces_free(struct sparse_file **pieces, int count);
+ * sparse_pieces_free(). */
+int sparse_split(struct sparse_file *s, uint64_t max_len, struct sparse_file ***pieces, int *count);
+void sparse_pieces_free(struct sparse_file **pieces, int count);
 
 /* Write s as a sparse image file to fd. */
-int simg_write(struct sparse_file *s, int fd);
+int sparse_write_image(struct sparse_file *s, int fd);
 
 /* Flash s to partition: one download + flash per piece, each piece at most
  * max_download bytes (0 = ask getvar:max-download-size), never more than
  * 1 GiB; each piece streams from libsparse into the download without a
- * whole-image buffer. s is consumed as by simg_split when it must be split. */
+ * whole-image buffer. s is consumed as by sparse_split when it must be split. */
 int fb_flash_sparse(struct fb *fb, const char *partition, struct sparse_file *s, uint64_t max_download);
 
 #endif
