@@ -53,6 +53,14 @@ struct vpi_luks_map {
 	uint8_t *scratch;          /* COPY_CHUNK bytes */
 };
 
+/* libcryptsetup's messages go nowhere: the gadget reports its own. */
+static void quiet_log(int level, const char *msg, void *usrptr)
+{
+	(void)level;
+	(void)msg;
+	(void)usrptr;
+}
+
 static int tmpfile_sized(const char *tmpdir, uint64_t size, char **path_out)
 {
 	char *path = NULL;
@@ -180,6 +188,7 @@ int vpi_luks_format(struct vpi_storage *s, uint64_t part_off, uint64_t part_size
 	rc = crypt_init(&cd, path);
 	if (rc < 0)
 		goto out;
+	crypt_set_log_callback(cd, quiet_log, NULL);
 	set_pbkdf(&pbkdf);
 	rc = crypt_set_pbkdf_type(cd, &pbkdf);
 	if (rc < 0)
@@ -246,7 +255,7 @@ static int load_header(struct vpi_storage *s, uint64_t part_off, uint64_t part_s
 		rc = crypt_init(&cd, path);
 		if (rc < 0)
 			goto out;
-		crypt_set_log_callback(cd, NULL, NULL);
+		crypt_set_log_callback(cd, quiet_log, NULL);
 		rc = crypt_load(cd, CRYPT_LUKS2, NULL);
 		if (rc < 0) {
 			rc = -EINVAL;
