@@ -1,0 +1,83 @@
+/* fuzz_fastboot_resp: fastboot response parsing (src/proto/fastboot.c).
+ * The whole input goes through fb_parse_response(); then it is cut into
+ * records `u8 length + bytes`, each returned by one bulk IN, and fed to
+ * fb_command_raw() and to a download, as a misbehaving gadget would. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/fastboot.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+struct feed {
+	const uint8_t *p, *end;
+};
+
+static int f_control(struct transport *t, const struct usb_ctrl_setup *s, void *d, unsigned ms)
+{
+	(void)t; (void)s; (void)d; (void)ms;
+	return -EOPNOTSUPP;
+}
+
+static int f_bulk_out(struct transport *t, const void *d, size_t n, unsigned ms)
+{
+	(void)t; (void)d; (void)ms;
+	if (n == 0)
+		abort(); /* never a zero-length packet */
+	return (int)n;
+}
+
+static int f_bulk_in(struct transport *t, void *d, size_t n, unsigned ms)
+{
+	struct feed *f = t->priv;
+	size_t len;
+
+	(void)ms;
+	if (f->p >= f->end)
+		return -ETIMEDOUT;
+	len = f->p[0];
+	f->p++;
+	if (len > (size_t)(f->end - f->p))
+		len = (size_t)(f->end - f->p);
+	if (len > n)
+		return -EOVERFLOW;
+	memcpy(d, f->p, len);
+	f->p += len;
+	return (int)len;
+}
+
+static void f_close(struct transport *t)
+{
+	(void)t;
+}
+
+static const struct transport_ops ops = { f_control, f_bulk_out, f_bulk_in, f_close };
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct feed f = { data, data + size };
+	struct transport t = { .ops = &ops, .kind = TRANSPORT_SIM, .priv = &f };
+	struct fb fb;
+	struct fb_lines lines = { 0 };
+	enum fb_status st;
+	char msg[FB_MSG_MAX + 1], resp[64];
+	uint64_t dsz = 0, m;
+	static uint8_t blob[3000];
+
+	fb_parse_response(data, size, &st, msg, sizeof(msg), &dsz);
+	if (fb_init(&fb, &t, NULL) < 0)
+		abort();
+	fb.o.chunk_size = 1024;
+	fb_command_raw(&fb, "getvar:all", 0, resp, sizeof(resp), &lines, NULL);
+	if (strlen(resp) >= sizeof(resp))
+		abort();
+	fb_lines_free(&lines);
+	fb_get_max_download(&fb, &m);
+	fb_download(&fb, blob, sizeof(blob));
+	fb_download_abort(&fb);
+	fb_flash(&fb, "mmcblk0p1");
+	fb_fini(&fb);
+	return 0;
+}
