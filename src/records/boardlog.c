@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -438,11 +439,36 @@ out:
 	return r;
 }
 
+/* A board that went away before logging anything or telling its serial
+ * leaves no empty early directory (nor an alias pointing at nothing). */
+static void drop_empty_early_dir(struct boardlog *dev)
+{
+	char *early = path_join(dev->logdir, "early");
+	char *alias = NULL;
+	size_t n = early ? strlen(early) : 0;
+
+	if (early && !strncmp(dev->dir, early, n) && dev->dir[n] == '/' && rmdir(dev->dir) == 0 &&
+	    asprintf(&alias, "%s/port-%s", dev->logdir, dev->port) >= 0) {
+		char target[PATH_MAX];
+		ssize_t len = readlink(alias, target, sizeof(target) - 1);
+
+		if (len > 0) {
+			target[len] = '\0';
+			if (!strcmp(target, dev->dir + n - strlen("early"))) /* "early/<name>" */
+				unlink(alias);
+		}
+		free(alias);
+	}
+	free(early);
+}
+
 void boardlog_close(struct boardlog *dev)
 {
 	if (!dev)
 		return;
 	close_files(dev);
+	if (dev->dir)
+		drop_empty_early_dir(dev);
 	pthread_mutex_destroy(&dev->mutex);
 	free(dev->logdir);
 	free(dev->port);

@@ -44,7 +44,8 @@ const char *blog_phase_name(enum blog_phase phase);
  * 0, -EINVAL for a bad port name, -ENOMEM, or -errno from the file system. */
 int boardlog_open(const char *logdir, const char *port, struct boardlog **out);
 
-/* Close the files and free @dev (NULL is fine). The directories stay. */
+/* Close the files and free @dev (NULL is fine). The directories stay, but for
+ * an early directory the board never wrote to (removed with its port alias). */
 void boardlog_close(struct boardlog *dev);
 
 /* Forward every line to @sink too (NULL to stop). */

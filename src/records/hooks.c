@@ -60,6 +60,23 @@ const char *hooks_provisioner_name(enum hook_provisioner prov)
 	return (unsigned)prov < HOOK_PROV_COUNT ? prov_names[prov] : "unknown";
 }
 
+int hooks_provisioner_for_mode(const char *mode, enum hook_provisioner *out)
+{
+	static const char *const modes[HOOK_PROV_COUNT] = {
+		[HOOK_PROV_SB] = "secure-boot",
+		[HOOK_PROV_FDE] = "fde-only",
+		[HOOK_PROV_NAKED] = "naked",
+	};
+
+	for (int i = 0; mode && i < HOOK_PROV_COUNT; i++) {
+		if (!strcmp(mode, modes[i])) {
+			*out = (enum hook_provisioner)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 const char *hooks_stage_name(enum hook_stage stage)
 {
 	return (unsigned)stage < HOOK_STAGE_COUNT ? stage_names[stage] : "unknown";

@@ -96,6 +96,9 @@ struct hook_result {
 };
 
 const char *hooks_provisioner_name(enum hook_provisioner prov);  /* "sb-provisioner" ... */
+/* The provisioner of a configuration mode ([station] mode): "secure-boot" ->
+ * HOOK_PROV_SB, "fde-only" -> HOOK_PROV_FDE, "naked" -> HOOK_PROV_NAKED. 0 or -EINVAL. */
+int hooks_provisioner_for_mode(const char *mode, enum hook_provisioner *out);
 const char *hooks_stage_name(enum hook_stage stage);              /* "post-flash" ... */
 const char *hooks_outcome_name(enum hook_outcome outcome);        /* "ok", "failed", ... */
 

@@ -127,6 +127,35 @@ static void test_line_format(void **state)
 	free(root);
 }
 
+/* A board that leaves without a word leaves no directory behind. */
+static void test_empty_early_dir_dropped(void **state)
+{
+	char *root = tmp_root();
+	struct boardlog *dev;
+	char *dir, *alias;
+	struct stat st;
+
+	(void)state;
+	assert_int_equal(boardlog_open(root, "4-1", &dev), 0);
+	dir = boardlog_dir(dev);
+	boardlog_close(dev);
+	assert_int_equal(stat(dir, &st), -1);
+	alias = path_join(root, "port-4-1");
+	assert_int_equal(lstat(alias, &st), -1);
+	free(dir);
+	/* one that wrote keeps its logs and alias */
+	assert_int_equal(boardlog_open(root, "4-1", &dev), 0);
+	blog(dev, BLOG_BOOTSTRAP, "no serial from this one");
+	dir = boardlog_dir(dev);
+	boardlog_close(dev);
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(lstat(alias, &st), 0);
+	free(dir);
+	free(alias);
+	rm_rf(root);
+	free(root);
+}
+
 static void test_bad_names(void **state)
 {
 	char *root = tmp_root();
@@ -507,6 +536,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_line_format),
 		cmocka_unit_test(test_bad_names),
+		cmocka_unit_test(test_empty_early_dir_dropped),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_escape_property),
 		cmocka_unit_test(test_set_serial_moves),
