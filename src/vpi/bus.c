@@ -52,27 +52,29 @@ struct sim_transport {
 	struct vpi_usbdev *dev;
 };
 
+/* The callback, after the change (called without the lock). */
 static void notify(struct vpi_bus *bus, const char *port)
 {
-	uint64_t one = 1;
 	void (*cb)(void *, const char *);
 	void *u;
-	ssize_t w;
 
 	pthread_mutex_lock(&bus->lock);
 	cb = bus->cb;
 	u = bus->cb_usrptr;
 	pthread_mutex_unlock(&bus->lock);
-	w = write(bus->efd, &one, sizeof(one));
-	(void)w;
 	if (cb)
 		cb(u, port);
 }
 
-/* Caller holds the lock. */
+/* Caller holds the lock: the eventfd is readable as soon as the list changed. */
 static void changed_locked(struct vpi_bus *bus)
 {
+	uint64_t one = 1;
+	ssize_t w;
+
 	bus->generation++;
+	w = write(bus->efd, &one, sizeof(one));
+	(void)w;
 	pthread_cond_broadcast(&bus->cond);
 }
 

@@ -221,10 +221,14 @@ int vpi_rom_run(struct vpi_fw *fw, enum vpi_stage2_role *role)
 		r = rom_verify(fw, img, n, role);
 	}
 	/* The status word: real ROMs answer 0 even for an image they then drop. */
-	if (vpi_usbdev_ctrl_wait(fw->dev, &s, NULL, 0, VPI_GUESS_ROM_STATUS_WAIT_MS) == 0 &&
-	    (s.bmRequestType & 0x80)) {
-		uint8_t status[4] = { 0, 0, 0, 0 };
-		vpi_usbdev_ctrl_reply(fw->dev, status, sizeof(status));
+	{
+		int sr = vpi_usbdev_ctrl_wait(fw->dev, &s, NULL, 0, VPI_GUESS_ROM_STATUS_WAIT_MS);
+		if (sr == 0 && (s.bmRequestType & 0x80)) {
+			uint8_t status[4] = { 0, 0, 0, 0 };
+			vpi_usbdev_ctrl_reply(fw->dev, status, sizeof(status));
+		} else {
+			vpi_log(b, "ROM: no status read from the host (%d, type %02x)", sr, s.bmRequestType);
+		}
 	}
 	if (r) {
 		free(img);

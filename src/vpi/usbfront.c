@@ -15,6 +15,9 @@
 
 #include "vpi/board.h"
 
+/* How long a link may idle and still count as one continuous stream. */
+#define LINK_CREDIT_NS 5000000ull
+
 struct vpi_usbdev {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -461,7 +464,7 @@ int vpi_usbdev_host_control(struct vpi_usbdev *dev, const struct usb_ctrl_setup 
 			r = -ETIMEDOUT;   /* the answer will land on the next read */
 			goto out;
 		}
-	if (dev->dead) {
+	if (!dev->in_ready) {   /* an answer given just before leaving still arrives */
 		r = -ENODEV;
 		goto out;
 	}
@@ -493,8 +496,15 @@ static void link_reserve(struct vpi_usbdev *dev, size_t len, struct timespec *do
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (ts_cmp(&dev->link_free, &now) < 0)
-		dev->link_free = now;
+	/* A link idle for less than the credit window counts as busy, so the
+	 * host's own per-transfer latency does not add up (a continuous stream
+	 * runs at the rate); a longer gap starts a new burst from now. */
+	{
+		struct timespec idle = dev->link_free;
+		ts_add_ns(&idle, LINK_CREDIT_NS);
+		if (ts_cmp(&idle, &now) < 0)
+			dev->link_free = now;
+	}
 	if (rate)
 		ts_add_ns(&dev->link_free, (uint64_t)((double)len * 1e9 / (double)rate));
 	*done = dev->link_free;
@@ -503,6 +513,11 @@ static void link_reserve(struct vpi_usbdev *dev, size_t len, struct timespec *do
 /* Wait (device-kill aware) until @t. Caller holds the lock. */
 static int wait_until(struct vpi_usbdev *dev, const struct timespec *t)
 {
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (ts_cmp(t, &now) <= 0)
+		return 0;
 	while (!dev->dead && cond_wait(dev, t) != ETIMEDOUT)
 		;
 	return dev->dead ? -ENODEV : 0;
