@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -511,6 +512,69 @@ static void test_timeout_sigterm_ignored(void **state)
 	free(pidfile);
 }
 
+struct parallel {
+	struct fixture *f;
+	struct boardlog *log;
+	char serial[17];
+	struct hook_result res;
+	int rc;
+};
+
+static void *parallel_main(void *arg)
+{
+	struct parallel *p = arg;
+	struct hook_call c = base_call(p->f, HOOK_POST_FLASH);
+
+	c.serial = p->serial;
+	p->rc = hooks_run(&c, p->log, &p->res);
+	return NULL;
+}
+
+/* Several boards run their hooks at once: each board's log holds its own
+ * hook's output, all of it, and nothing of the others'. */
+static void test_parallel_boards(void **state)
+{
+	struct fixture *f = *state;
+	struct parallel p[4];
+	pthread_t t[4];
+	char *logdir = path_join(f->root, "plog");
+
+	write_hook(f, "sb-provisioner-post-flash.sh",
+		   "#!/bin/sh\ni=0\nwhile [ $i -lt 200 ]; do echo \"$TARGET_DEVICE_SERIAL $i\"; "
+		   "i=$((i+1)); done\n", 0755);
+	for (int k = 0; k < 4; k++) {
+		char port[8];
+
+		p[k].f = f;
+		snprintf(port, sizeof(port), "5-%d", k);
+		snprintf(p[k].serial, sizeof(p[k].serial), "%016x", 0xabc0 + k);
+		assert_int_equal(boardlog_open(logdir, port, &p[k].log), 0);
+	}
+	for (int k = 0; k < 4; k++)
+		assert_int_equal(pthread_create(&t[k], NULL, parallel_main, &p[k]), 0);
+	for (int k = 0; k < 4; k++)
+		pthread_join(t[k], NULL);
+	for (int k = 0; k < 4; k++) {
+		struct fixture view = *f;
+		char *out, want[64];
+		int n = 0;
+
+		assert_int_equal(p[k].rc, 0);
+		assert_int_equal(p[k].res.outcome, HOOK_OK);
+		view.log = p[k].log;
+		out = hook_output(&view, BLOG_PROVISIONER, "sb-provisioner-post-flash.sh");
+		for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+			snprintf(want, sizeof(want), "%s %d", p[k].serial, n);
+			assert_string_equal(line, want);
+			n++;
+		}
+		assert_int_equal(n, 200);
+		free(out);
+		boardlog_close(p[k].log);
+	}
+	free(logdir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -521,6 +585,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_positional_args, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exit_status_and_output, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_inherited_fds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_parallel_boards, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout_sigterm_ignored, setup, teardown),
 	};
