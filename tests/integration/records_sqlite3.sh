@@ -1,3 +1,4 @@
+#!/bin/bash
 # records_sqlite3: the manufacturing DB read by the real sqlite3 CLI with the
 # peer's documented commands (unchanged), and by `export --csv` and
 # `devices --json`, whose output is checked with python3's csv and json
