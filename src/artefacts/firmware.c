@@ -133,3 +133,22 @@ out:
 	free(p);
 	return rc;
 }
+
+int firmware_build_timestamp(const uint8_t *img, size_t len, uint32_t *ts)
+{
+	static const char key[] = "BUILD_TIMESTAMP=";
+	const uint8_t *p = memmem(img, len, key, sizeof(key) - 1);
+	uint64_t v = 0;
+	size_t i, n;
+
+	if (!p)
+		return -ENOENT;
+	p += sizeof(key) - 1;
+	n = len - (size_t)(p - img);
+	for (i = 0; i < n && i < 10 && p[i] >= '0' && p[i] <= '9'; i++)
+		v = v * 10 + (uint64_t)(p[i] - '0');
+	if (i == 0 || v > UINT32_MAX)
+		return -ENOENT;
+	*ts = (uint32_t)v;
+	return 0;
+}

@@ -13,6 +13,7 @@
 
 #include "artefacts/bootcode.h"
 #include "artefacts/eeprom.h"
+#include "artefacts/firmware.h"
 #include "artefacts/payload.h"
 #include "artefacts/sig.h"
 
@@ -303,6 +304,19 @@ int payload_build_eeprom(const struct payload_eeprom_in *in, struct payload_eepr
 				 "family", in->firmware_path, ee.chip, in->chip);
 		goto out;
 	}
+	if (secure) {
+		uint32_t built = 0;
+
+		if (firmware_build_timestamp(ee.data, ee.size, &built) < 0 ||
+		    built < FIRMWARE_SECURE_BOOT_MIN_TS) {
+			rc = art_err_set(err, -EINVAL, "%s: bootloader %s%u is too old for secure "
+					 "boot (needs BUILD_TIMESTAMP >= %u): use a newer "
+					 "pieeprom image", in->firmware_path,
+					 built ? "BUILD_TIMESTAMP=" : "without BUILD_TIMESTAMP ",
+					 built, FIRMWARE_SECURE_BOOT_MIN_TS);
+			goto out;
+		}
+	}
 	rc = payload_bootconf_prepare(in->bootconf, in->bootconf_len, in->mode, in->storage,
 				      in->boot_order_match_storage, &out->bootconf,
 				      &out->bootconf_len, err);
@@ -365,6 +379,11 @@ out:
 	if (rc < 0)
 		payload_eeprom_out_free(out);
 	return rc;
+}
+
+bool payload_eeprom_needs_otp(unsigned chip, enum payload_mode mode)
+{
+	return chip == 2712 && mode == PAYLOAD_SECURE_BOOT;
 }
 
 void payload_eeprom_out_free(struct payload_eeprom_out *out)

@@ -70,6 +70,13 @@ int payload_write_eeprom(const struct payload_eeprom_out *out, const char *dir,
 			 struct art_err *err);
 void payload_eeprom_out_free(struct payload_eeprom_out *out);
 
+/* True when the built EEPROM only runs on a board whose OTP holds the key
+ * hash: a BCM2712 secure-boot image has counter-signed stages, which the ROM
+ * refuses on an unfused board (no boot from SPI, usbboot #259). Flash such a
+ * payload only with program_pubkey=1 in the same recovery config.txt (armed)
+ * or onto a board already fused with this key. */
+bool payload_eeprom_needs_otp(unsigned chip, enum payload_mode mode);
+
 struct payload_recovery_in {
 	unsigned chip;			/* 2711|2712 */
 	bool secure;			/* mode secure-boot */

@@ -375,6 +375,43 @@ static void test_firmware_select(void **state)
 	assert_non_null(strstr(err.msg, "no-2712"));
 }
 
+static void test_build_timestamp(void **state)
+{
+	struct art_err err = { "" };
+	struct payload_eeprom_out out;
+	uint8_t *img, *at;
+	size_t len;
+	uint32_t ts = 0;
+
+	(void)state;
+	img = th_read(FIX("pieeprom-2026-08-04.bin"), &len);
+	assert_int_equal(firmware_build_timestamp(img, len, &ts), 0);
+	assert_int_equal(ts, 1785847093);
+	/* an image from before secure boot existed is refused for secure boot only */
+	at = memmem(img, len, "BUILD_TIMESTAMP=1785847093", 26);
+	assert_non_null(at);
+	memcpy(at + 16, "1500000000", 10);
+	assert_int_equal(th_write(tpath("old.bin"), img, len), 0);
+	struct payload_eeprom_in in = {
+		.mode = PAYLOAD_SECURE_BOOT, .chip = 2711, .firmware_path = tpath("old.bin"),
+		.signer = signer,
+	};
+	assert_int_equal(payload_build_eeprom(&in, &out, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "too old for secure boot"));
+	in.mode = PAYLOAD_FDE_ONLY;
+	assert_int_equal(payload_build_eeprom(&in, &out, &err), 0);
+	payload_eeprom_out_free(&out);
+	free(img);
+	img = th_read(FIX("pieeprom-2026-08-12.bin"), &len);
+	assert_int_equal(firmware_build_timestamp(img, len, &ts), 0);
+	assert_int_equal(ts, 1786493216);
+	assert_int_equal(firmware_build_timestamp(img, 1000, &ts), -ENOENT);
+	free(img);
+	assert_true(payload_eeprom_needs_otp(2712, PAYLOAD_SECURE_BOOT));
+	assert_false(payload_eeprom_needs_otp(2711, PAYLOAD_SECURE_BOOT));
+	assert_false(payload_eeprom_needs_otp(2712, PAYLOAD_NAKED));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -386,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_recovery_config),
 		cmocka_unit_test(test_boot_sig),
 		cmocka_unit_test(test_firmware_select),
+		cmocka_unit_test(test_build_timestamp),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
