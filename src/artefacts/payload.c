@@ -180,7 +180,7 @@ int payload_bootconf_prepare(const char *in, size_t in_len, enum payload_mode mo
 						 mode == PAYLOAD_NAKED ? "naked" : "fde-only");
 				goto out;
 			}
-			has_signed = has_signed || one;
+			has_signed = has_signed || (one && in_all);	/* a [pi4]-only one is not enough */
 		}
 		if (starts(p, len, "BOOT_ORDER=") && boot_orders == 1 && nibble >= 0)
 			emit_boot_order(&t, p, len, nibble);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -338,7 +339,7 @@ static int run_wrapper(const struct signer *s, const char *input_path, char *out
 	char *envp[] = { env_path, env_lc, NULL };
 	char *argv[SIGNER_MAX_ARGS + 4];
 	static char opt_a[] = "-a", opt_alg[] = "rsa2048-sha256";
-	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, devnull = -1;
 	size_t errlen = 0, i;
 	struct timespec t0;
 	bool out_open = true, err_open = true;
@@ -357,6 +358,11 @@ static int run_wrapper(const struct signer *s, const char *input_path, char *out
 		rc = -errno;
 		goto out;
 	}
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (devnull < 0) {
+		rc = -errno;
+		goto out;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pid = fork();
 	if (pid < 0) {
@@ -364,13 +370,12 @@ static int run_wrapper(const struct signer *s, const char *input_path, char *out
 		goto out;
 	}
 	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDONLY);
-
+		/* Only async-signal-safe calls from here to execve. */
 		setpgid(0, 0);
 		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(outp[1], 1) < 0 ||
 		    dup2(errp[1], 2) < 0)
 			_exit(127);
-		closefrom(3);
+		syscall(SYS_close_range, 3U, ~0U, 0U);	/* rest is O_CLOEXEC anyway */
 		signal(SIGPIPE, SIG_DFL);
 		execve(argv[0], argv, envp);
 		_exit(127);
@@ -452,6 +457,8 @@ static int run_wrapper(const struct signer *s, const char *input_path, char *out
 		nanosleep(&(struct timespec){ 0, 5 * 1000 * 1000 }, NULL);
 	}
 out:
+	if (devnull >= 0)
+		close(devnull);
 	for (i = 0; i < 2; i++) {
 		if (outp[i] >= 0)
 			close(outp[i]);

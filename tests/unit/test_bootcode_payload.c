@@ -261,6 +261,8 @@ static void test_bootconf_prepare(void **state)
 	expect_prep("[all]\nA=1\n[pi4]\nB=2\n", PAYLOAD_SECURE_BOOT, NULL,
 		    "[all]\nA=1\n[pi4]\nB=2\n[all]\nSIGNED_BOOT=1\n");
 	expect_prep("SIGNED_BOOT=1\n", PAYLOAD_SECURE_BOOT, NULL, "SIGNED_BOOT=1\n");
+	expect_prep("[all]\nA=1\n[pi4]\nSIGNED_BOOT=1\n", PAYLOAD_SECURE_BOOT, NULL,
+		    "[all]\nA=1\n[pi4]\nSIGNED_BOOT=1\n[all]\nSIGNED_BOOT=1\n");
 	free(prep("[all]\nSIGNED_BOOT=1\n", PAYLOAD_NAKED, NULL, -EINVAL));
 	free(prep("[all]\nSIGNED_BOOT=1\n", PAYLOAD_FDE_ONLY, NULL, -EINVAL));
 	expect_prep("SIGNED_BOOT=0\n", PAYLOAD_NAKED, NULL, "SIGNED_BOOT=0\n");
