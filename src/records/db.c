@@ -661,7 +661,8 @@ int db_open_at_version(const char *path, unsigned flags, int version, struct db 
 	struct db *db = NULL;
 	struct stat sb;
 	int r = 0, rc;
-	int oflags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+	bool ro = flags & DB_OPEN_READONLY;
+	int oflags = (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
 
 	*out = NULL;
 	if (!path || !*path || version < 0 || version > DB_SCHEMA_VERSION)
@@ -680,7 +681,7 @@ int db_open_at_version(const char *path, unsigned flags, int version, struct db 
 	if (stat(path, &sb) < 0) {
 		int e = errno;
 
-		if (e != ENOENT || !(flags & DB_OPEN_CREATE)) {
+		if (e != ENOENT || !(flags & DB_OPEN_CREATE) || ro) {
 			r = db_err(db, -e, "cannot open it: %s%s", strerror(e),
 				   e == ENOENT ? " (no board recorded yet, or check "
 				   "[paths] database in the configuration)" : "");
@@ -710,6 +711,17 @@ int db_open_at_version(const char *path, unsigned flags, int version, struct db 
 	r = db_exec(db, "PRAGMA foreign_keys = ON", "enabling foreign keys");
 	if (r < 0)
 		goto out;
+	if (ro) {
+		int v = 0;
+
+		r = db_schema_version(db, &v);
+		if (r == 0 && v != version)
+			r = db_err(db, -EPROTO, "its schema version is %d, this program reads %d; "
+				   "%s", v, version, v > version ? "upgrade the station software" :
+				   "open it once with write access (e.g. start the station) to "
+				   "upgrade it");
+		goto out;
+	}
 	/* WAL: readers (sqlite3, export, the TUI) never block the station's
 	 * writes; FULL sync: a recorded board survives a power cut. */
 	r = db_exec(db, "PRAGMA journal_mode = WAL", "switching to WAL");

@@ -30,6 +30,8 @@ struct db; /* opaque: one connection, one thread */
 
 enum db_open_flags {
 	DB_OPEN_CREATE = 1 << 0,   /* create the file (and its directory) if missing */
+	DB_OPEN_READONLY = 1 << 1, /* read only (listing): never migrates, never writes;
+				    * a file that needs an upgrade gives -EPROTO */
 };
 
 typedef void (*db_log_fn)(void *usrptr, const char *message);

@@ -604,7 +604,8 @@ int cmd_devices(struct cli *cli, int argc, char **argv)
 		ret = EXIT_OK;
 		goto out;
 	}
-	r = db_open(dbpath, 0, &db);
+	/* Read only: listing works for an operator who may read but not write. */
+	r = db_open(dbpath, DB_OPEN_READONLY, &db);
 	if (r < 0)
 		goto out;
 	if (json) {

@@ -630,6 +630,35 @@ static void test_foreach_filters(void **state)
 	assert_int_equal(s.header_calls, 1);
 }
 
+/* A read-only open reads, never writes, and never upgrades. */
+static void test_open_readonly(void **state)
+{
+	struct fx *fx = *state;
+	struct db *ro = NULL;
+	struct db_device_record rec = board("90000000aaaa0001");
+	struct seen s = { 0 };
+	int64_t id;
+
+	assert_int_equal(db_open(fx->path, DB_OPEN_CREATE | DB_OPEN_READONLY, &ro), -ENOENT);
+	open_db(fx);
+	assert_int_equal(db_device_record(fx->db, 0, &rec), 0);
+	assert_int_equal(db_open(fx->path, DB_OPEN_READONLY, &ro), 0);
+	db_set_log(ro, capture_log, fx);
+	assert_int_equal(db_devices_foreach(ro, NULL, seen_header, seen_row, &s), 0);
+	assert_string_equal(s.serials, "90000000aaaa0001 ");
+	struct db_attempt_start st = { .usb_port = "1-2", .mode = DB_MODE_NAKED };
+	assert_int_equal(db_attempt_begin(ro, &st, &id), -EACCES);
+	assert_non_null(strstr(fx->logged, "readonly"));
+	db_close(ro);
+	db_close(fx->db);
+	fx->db = NULL;
+
+	/* An old file is not upgraded behind the operator's back. */
+	assert_int_equal(exec_raw(fx, "PRAGMA user_version = 1"), SQLITE_OK);
+	assert_int_equal(db_open(fx->path, DB_OPEN_READONLY, &ro), -EPROTO);
+	assert_q(fx, "PRAGMA user_version", "1");
+}
+
 /* Two connections (as two threads would have) share the file under WAL. */
 static void test_two_connections(void **state)
 {
@@ -665,6 +694,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mark_interrupted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_events_and_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreach_filters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_connections, setup, teardown),
 	};
 
