@@ -515,3 +515,60 @@ int payload_boot_sig(struct signer *s, const char *boot_img, char **text, size_t
 	rc = sig_format(&sig, text, len);
 	return rc < 0 ? art_err_set(err, rc, "out of memory") : 0;
 }
+
+int payload_counter_sign_file(struct signer *s, const char *in_path, const char *out_path,
+			      struct art_err *err)
+{
+	uint8_t *in = NULL, *out = NULL;
+	size_t len = 0, outlen = 0;
+	char *dir = NULL, *slash;
+	struct stat st;
+	int fd, rc;
+
+	fd = open(in_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return art_err_set(err, -errno, "%s: %s", in_path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    st.st_size > BOOTCODE_MAX_SIGNED) {
+		rc = art_err_set(err, -EINVAL, "%s: not a second stage (a regular file of 1..%d "
+				 "bytes)", in_path, BOOTCODE_MAX_SIGNED);
+		goto out;
+	}
+	in = malloc((size_t)st.st_size);
+	if (!in) {
+		rc = art_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	while (len < (size_t)st.st_size) {
+		ssize_t n = read(fd, in + len, (size_t)st.st_size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = art_err_set(err, n ? -errno : -EIO, "%s: short read", in_path);
+			goto out;
+		}
+		len += (size_t)n;
+	}
+	rc = bootcode_counter_sign(s, in, len, 0, &out, &outlen, err);
+	if (rc < 0) {
+		art_err_prefix(err, "%s: ", in_path);
+		goto out;
+	}
+	dir = strdup(out_path);
+	if (!dir) {
+		rc = art_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	rc = payload_write_file(slash ? (*dir ? dir : "/") : ".", slash ? slash + 1 : out_path,
+				out, outlen, err);
+out:
+	close(fd);
+	free(in);
+	free(out);
+	free(dir);
+	return rc;
+}

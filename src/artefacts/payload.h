@@ -96,6 +96,12 @@ int payload_recovery_config(const struct payload_recovery_in *in, char **text,
 int payload_boot_sig(struct signer *s, const char *boot_img, char **text, size_t *len,
 		     struct art_err *err);
 
+/* Counter-sign a BCM2712 second stage file (recovery.bin as bootcode5.bin
+ * for a board already fused with this key, or a gadget's bootcode5.bin) into
+ * @out_path (temp + rename). */
+int payload_counter_sign_file(struct signer *s, const char *in_path, const char *out_path,
+			      struct art_err *err);
+
 /* Write a buffer to @dir/@name via a temp file + rename, mode 0644. */
 int payload_write_file(const char *dir, const char *name, const void *data, size_t len,
 		       struct art_err *err);

@@ -104,6 +104,16 @@ void pubkey_fingerprint(const struct rsa_pubkey *key, char hex[FINGERPRINT_HEX_L
 	hex_encode(hash, sizeof(hash), hex);
 }
 
+void pubkey_otp_rows(const struct rsa_pubkey *key, uint32_t rows[8])
+{
+	uint8_t h[SHA256_BYTES];
+
+	pubkey_otp_hash(key, h);
+	for (size_t k = 0; k < 8; k++)
+		rows[k] = (uint32_t)h[4 * k] | (uint32_t)h[4 * k + 1] << 8 |
+			  (uint32_t)h[4 * k + 2] << 16 | (uint32_t)h[4 * k + 3] << 24;
+}
+
 static int rsa_from_pubkey(mbedtls_rsa_context *rsa, const struct rsa_pubkey *key)
 {
 	if (mbedtls_rsa_import_raw(rsa, key->n, sizeof(key->n), NULL, 0, NULL, 0, NULL, 0,

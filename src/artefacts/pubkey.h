@@ -41,6 +41,9 @@ int pubkey_from_bin(const uint8_t in[PUBKEY_BIN_LEN], struct rsa_pubkey *out, st
  * "Public key hash" and the CUSTOMER_KEY_HASH metadata). */
 void pubkey_otp_hash(const struct rsa_pubkey *key, uint8_t hash[SHA256_BYTES]);
 void pubkey_fingerprint(const struct rsa_pubkey *key, char hex[FINGERPRINT_HEX_LEN + 1]);
+/* The hash as the 8 OTP rows hold it (spec §3.2, inferred word order):
+ * row k = LE32(hash[4k..4k+3]). */
+void pubkey_otp_rows(const struct rsa_pubkey *key, uint32_t rows[8]);
 
 /* PKCS#1 v1.5 verify of @sig over a SHA-256 @hash. 0, or -EBADMSG if it does
  * not verify. */

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include "artefacts/bootcode.h"
 #include "artefacts/eeprom.h"
 #include "artefacts/firmware.h"
 #include "artefacts/payload.h"
@@ -414,6 +415,43 @@ static void test_build_timestamp(void **state)
 	assert_false(payload_eeprom_needs_otp(2712, PAYLOAD_NAKED));
 }
 
+static void test_counter_sign_recovery(void **state)
+{
+	struct art_err err = { "" };
+	struct bootcode_block blk;
+	uint8_t *out;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(payload_counter_sign_file(signer, FIX("firmware-2712/recovery.bin"),
+						   tpath("out/bootcode5.bin"), &err), 0);
+	out = th_read(tpath("out/bootcode5.bin"), &len);
+	assert_int_equal(len, 105952);	/* spec §4.1: 105420 → 105952 */
+	assert_int_equal(bootcode_outer_block(out, len, &blk), 0);
+	assert_int_equal(blk.offset, 105420);
+	assert_int_equal(blk.keynum, 16);
+	assert_int_equal(th_openssl_verify(dir, FIX("example-public.pem"), out, len - 520, blk.sig), 0);
+	free(out);
+	assert_int_equal(payload_counter_sign_file(signer, FIX("firmware-2711/recovery.bin"),
+						   tpath("out/bootcode4.bin"), &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "firmware-2711/recovery.bin"));
+	assert_int_equal(access(tpath("out/bootcode4.bin"), F_OK), -1);
+}
+
+static void test_otp_rows(void **state)
+{
+	static const uint32_t want[8] = { 0x3aa65182, 0xd8e9de2e, 0x3ed610f7, 0x39d6a59d,
+					  0xce294906, 0x8923a215, 0xac89a186, 0xee3ccd6f };
+	struct art_err err = { "" };
+	struct rsa_pubkey key;
+	uint32_t rows[8];
+
+	(void)state;
+	assert_int_equal(pubkey_load_pem(FIX("example-public.pem"), &key, &err), 0);
+	pubkey_otp_rows(&key, rows);
+	assert_memory_equal(rows, want, sizeof(want));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -426,6 +464,8 @@ int main(void)
 		cmocka_unit_test(test_boot_sig),
 		cmocka_unit_test(test_firmware_select),
 		cmocka_unit_test(test_build_timestamp),
+		cmocka_unit_test(test_counter_sign_recovery),
+		cmocka_unit_test(test_otp_rows),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
