@@ -57,7 +57,7 @@ static void rescan_port(struct disc_sim *ds, unsigned idx)
 		if (strcmp(devs[i].port, name) != 0 || addr_in(p, devs[i].address))
 			continue;
 		station_device_arrived(ds->st, name, usb_classify(d->vid, d->pid, d->manufacturer),
-				       d->serial);
+				       d->pid, d->serial);
 	}
 	*p = now;
 	free(devs);

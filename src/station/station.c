@@ -30,6 +30,7 @@ struct job {
 	bool present;
 	bool gone;
 	enum usb_role role;
+	uint16_t pid;
 	uint64_t arrivals;      /* devices seen on the port for this job */
 	uint64_t opened;        /* the arrival last opened by the flow */
 	char *arrival_serial;
@@ -323,7 +324,7 @@ static void *worker_main(void *arg)
 /* ---- discovery callbacks ----------------------------------------------- */
 
 void station_device_arrived(struct station *st, const char *port, enum usb_role role,
-			    const char *serial)
+			    uint16_t pid, const char *serial)
 {
 	bool permitted = st->o.permits ? st->o.permits(st->o.permits_usrptr, port) : true;
 	struct port_arrival a = { .port = port, .role = role, .serial = serial ? serial : "",
@@ -345,6 +346,7 @@ void station_device_arrived(struct station *st, const char *port, enum usb_role 
 		job->phase = PHASE_WAITING;
 		job->present = true;
 		job->role = role;
+		job->pid = pid;
 		job->arrivals = 1;
 		job->arrival_serial = strdup(a.serial);
 		job->next = st->jobs;
@@ -370,6 +372,7 @@ void station_device_arrived(struct station *st, const char *port, enum usb_role 
 		if (job) {
 			job->present = true;
 			job->role = role;
+			job->pid = pid;
 			job->arrivals++;
 			free(job->arrival_serial);
 			job->arrival_serial = strdup(a.serial);
@@ -525,6 +528,23 @@ void job_state(struct job *job, enum db_event_state s, const char *detail)
 	blog(job->log, s >= DB_EVENT_TRIAGE_STARTED ? (s >= DB_EVENT_SB_PROVISIONER_STARTED ?
 	     BLOG_PROVISIONER : BLOG_TRIAGE) : BLOG_BOOTSTRAP, "state %s%s%s",
 	     db_event_state_name(s), detail ? ": " : "", detail ? detail : "");
+}
+
+bool job_device_info(struct job *job, enum usb_role *role, uint16_t *pid, char *serial,
+		     size_t serial_len)
+{
+	bool present;
+
+	pthread_mutex_lock(&job->st->lock);
+	present = job->present;
+	if (role)
+		*role = job->role;
+	if (pid)
+		*pid = job->pid;
+	if (serial && serial_len)
+		snprintf(serial, serial_len, "%s", job->arrival_serial ? job->arrival_serial : "");
+	pthread_mutex_unlock(&job->st->lock);
+	return present;
 }
 
 int job_wait_device(struct job *job, enum usb_role role, unsigned timeout_ms,

@@ -69,7 +69,7 @@ void station_free(struct station *st);
 
 /* Discovery callbacks (any thread). */
 void station_device_arrived(struct station *st, const char *port, enum usb_role role,
-			    const char *serial);
+			    uint16_t pid, const char *serial);
 void station_device_left(struct station *st, const char *port);
 
 struct station_counts {
@@ -101,6 +101,9 @@ int job_set_serial(struct job *job, const char *serial);
 int job_record_device(struct job *job, const struct db_device_record *rec);
 /* Record a state transition (the peer's state strings). */
 void job_state(struct job *job, enum db_event_state s, const char *detail);
+/* What the port shows now (without opening it): false when nothing is there. */
+bool job_device_info(struct job *job, enum usb_role *role, uint16_t *pid, char *serial,
+		     size_t serial_len);
 /* Wait until a device of @role is on the job's port, then open it.
  * -ETIMEDOUT, -ENODEV when the board was gone past the debounce window. */
 int job_wait_device(struct job *job, enum usb_role role, unsigned timeout_ms,

@@ -149,7 +149,7 @@ static int flow_reenumerating(struct job *job, void *usrptr)
 	transport_close(t);
 	/* The board reboots into the gadget: it leaves and comes back. */
 	station_device_left(job_station(job), job_port(job));
-	station_device_arrived(job_station(job), job_port(job), USB_ROLE_GADGET, "c561b701c85be8ea");
+	station_device_arrived(job_station(job), job_port(job), USB_ROLE_GADGET, 0x2712, "c561b701c85be8ea");
 	job_set_phase(job, PHASE_TRIAGE);
 	r = job_wait_device(job, USB_ROLE_GADGET, 1000, &t);
 	if (r < 0)
@@ -172,7 +172,7 @@ static void test_reenumeration_is_one_job(void **state)
 
 	opens = 0;
 	env_start(&e, flow_reenumerating);
-	station_device_arrived(e.st, "1-1.2", USB_ROLE_BOOTROM, "c85be8ea");
+	station_device_arrived(e.st, "1-1.2", USB_ROLE_BOOTROM, 0x2712, "c85be8ea");
 	wait_idle(e.st);
 	station_get_counts(e.st, &c);
 	assert_int_equal(c.done, 1);
@@ -213,7 +213,7 @@ static void test_unplug_fails_alone(void **state)
 	struct station_counts c;
 
 	env_start(&e, flow_unplugged);
-	station_device_arrived(e.st, "1-1.3", USB_ROLE_BOOTROM, "0badf00d");
+	station_device_arrived(e.st, "1-1.3", USB_ROLE_BOOTROM, 0x2712, "0badf00d");
 	wait_idle(e.st);
 	station_get_counts(e.st, &c);
 	assert_int_equal(c.failed, 1);
@@ -242,11 +242,11 @@ static void test_excluded_and_duplicates(void **state)
 
 	opens = 0;
 	env_start(&e, flow_slow);
-	station_device_arrived(e.st, "1-9", USB_ROLE_BOOTROM, "11112222");   /* excluded */
-	station_device_arrived(e.st, "1-1", USB_ROLE_BOOTROM, "33334444");
-	station_device_arrived(e.st, "1-1", USB_ROLE_BOOTROM, "33334444");   /* duplicate */
-	station_device_arrived(e.st, "1-2", USB_ROLE_BOOTROM, "33334444");   /* same board elsewhere */
-	station_device_arrived(e.st, "1-7", 0, "");                          /* not ours */
+	station_device_arrived(e.st, "1-9", USB_ROLE_BOOTROM, 0x2712, "11112222");   /* excluded */
+	station_device_arrived(e.st, "1-1", USB_ROLE_BOOTROM, 0x2712, "33334444");
+	station_device_arrived(e.st, "1-1", USB_ROLE_BOOTROM, 0x2712, "33334444");   /* duplicate */
+	station_device_arrived(e.st, "1-2", USB_ROLE_BOOTROM, 0x2712, "33334444");   /* same board elsewhere */
+	station_device_arrived(e.st, "1-7", 0, 0x2712, "");                          /* not ours */
 	wait_idle(e.st);
 	station_get_counts(e.st, &c);
 	assert_int_equal(c.excluded, 1);

@@ -1,0 +1,474 @@
+/* provision: write the board's storage in its mode, verify it, record it.
+ *
+ *   secure-boot / fde-only: erase, DOS table, boot partition, LUKS2 root
+ *     (cryptinit with the configured cipher, cryptopen), flash boot and root
+ *   naked: erase, flash the whole image as a sparse image of its used blocks
+ * then the board hashes what it holds against a bmap of what was sent (oem
+ * bmap-load / bmap-verify), the metadata getvars fill the manufacturing row,
+ * the post-flash hook runs, and the power LED goes off. Worker thread. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "artefacts/art_err.h"
+#include "flows/flows.h"
+#include "flows/verify.h"
+#include "image/pipeline.h"
+#include "proto/fastboot.h"
+#include "proto/sparse.h"
+
+#define OEM_TIMEOUT_MS 120000
+
+struct prov {
+	struct flow_board *fb;
+	struct fb f;
+	uint64_t max_download;
+	uint64_t bytes_total, bytes_done;
+};
+
+static void info_log(void *usrptr, const char *line)
+{
+	struct prov *p = usrptr;
+
+	blog(job_log(p->fb->job), BLOG_PROVISIONER, "(bootloader) %s", line);
+}
+
+static void progress(void *usrptr, uint64_t done, uint64_t total)
+{
+	struct prov *p = usrptr;
+
+	job_progress(p->fb->job, p->bytes_done + done, p->bytes_total);
+}
+
+static int oem(struct prov *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int oem(struct prov *p, const char *fmt, ...)
+{
+	char args[FB_CMD_MAX];
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof(args), fmt, ap);
+	va_end(ap);
+	blog(job_log(p->fb->job), BLOG_PROVISIONER, "oem %s", args);
+	r = fb_oem(&p->f, args, OEM_TIMEOUT_MS, NULL, NULL, 0);
+	if (r < 0)
+		return job_fail(p->fb->job, r, "oem %s: %s", args, fb_last_error(&p->f));
+	return 0;
+}
+
+static int flash_simg(struct prov *p, const char *partition, const char *path)
+{
+	struct sparse_file *s = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r;
+
+	if (fd < 0)
+		return job_fail(p->fb->job, -errno, "%s: %s", path, strerror(errno));
+	r = sparse_open_image(fd, &s);
+	if (r < 0) {
+		close(fd);
+		return job_fail(p->fb->job, r, "%s is not a sparse image: %s", path, strerror(-r));
+	}
+	blog(job_log(p->fb->job), BLOG_PROVISIONER, "flash %s <- %s (%lld bytes sparse)", partition,
+	     path, (long long)sparse_encoded_len(s));
+	r = fb_flash_sparse(&p->f, partition, s, p->max_download);
+	p->bytes_done += (uint64_t)sparse_encoded_len(s);
+	sparse_destroy_image(s);
+	close(fd);
+	if (r < 0)
+		return job_fail(p->fb->job, r, "flash %s: %s", partition, fb_last_error(&p->f));
+	return 0;
+}
+
+/* The board hashes @partition's blocks and compares with what @simg defines. */
+static int verify_on_board(struct prov *p, const char *partition, const char *simg)
+{
+	uint8_t *bmap = NULL;
+	size_t len = 0;
+	uint32_t ranges = 0;
+	char resp[FB_MSG_MAX + 1];
+	char args[FB_CMD_MAX];
+	int r;
+
+	r = verify_bmap_from_sparse(simg, &bmap, &len, &ranges);
+	if (r < 0)
+		return job_fail(p->fb->job, r, "cannot build the verification map of %s", simg);
+	r = fb_download(&p->f, bmap, len);
+	free(bmap);
+	if (r < 0)
+		return job_fail(p->fb->job, r, "verify %s: %s", partition, fb_last_error(&p->f));
+	snprintf(args, sizeof(args), "bmap-load %s", partition);
+	r = fb_oem(&p->f, args, OEM_TIMEOUT_MS, NULL, NULL, 0);
+	if (r < 0)
+		return job_fail(p->fb->job, r, "verify %s: %s", partition, fb_last_error(&p->f));
+	snprintf(args, sizeof(args), "bmap-verify %s", partition);
+	r = fb_oem(&p->f, args, 600000, NULL, resp, sizeof(resp));
+	if (r < 0)
+		return job_fail(p->fb->job, -EBADMSG, "verification of %s failed: what the board holds "
+				"differs from what was sent (%s)", partition, fb_fail_message(&p->f));
+	blog(job_log(p->fb->job), BLOG_PROVISIONER, "verified %s: %s", partition, resp);
+	return 0;
+}
+
+static void getvar_opt(struct prov *p, const char *name, char *val, size_t len)
+{
+	if (fb_getvar(&p->f, name, val, len) < 0)
+		val[0] = '\0';
+	/* Trailing NULs/newlines of device-tree and sysfs values. */
+	for (size_t n = strlen(val); n > 0 && (val[n - 1] == '\n' || val[n - 1] == '\r' ||
+						val[n - 1] == ' '); n--)
+		val[n - 1] = '\0';
+	if (strcmp(val, "not available") == 0 || strcmp(val, ":") == 0)
+		val[0] = '\0';
+}
+
+static const char *board_name(unsigned type, char *buf, size_t len)
+{
+	static const struct { unsigned type; const char *name; } names[] = {
+		{ 0x06, "CM1" }, { 0x08, "3B" }, { 0x09, "Zero" }, { 0x0a, "CM3" }, { 0x0c, "Zero W" },
+		{ 0x0d, "3B+" }, { 0x0e, "3A+" }, { 0x10, "CM3+" }, { 0x11, "4B" }, { 0x12, "Zero 2 W" },
+		{ 0x13, "400" }, { 0x14, "CM4" }, { 0x15, "CM4S" }, { 0x17, "5" }, { 0x18, "CM5" },
+		{ 0x19, "500" }, { 0x1a, "CM5 Lite" },
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].type == type)
+			return names[i].name;
+	snprintf(buf, len, "Unsupported Board: 0x%x", type);
+	return buf;
+}
+
+static unsigned hexval(const char *s)
+{
+	return (unsigned)strtoul(s, NULL, 16);
+}
+
+static enum db_flag yes_no(const char *v, const char *yes, const char *no)
+{
+	if (strcmp(v, yes) == 0)
+		return DB_FLAG_YES;
+	if (strcmp(v, no) == 0)
+		return DB_FLAG_NO;
+	return DB_FLAG_NULL;
+}
+
+/* Metadata getvars (spec fastboot.md §6.6), the post-flash hook, the row. */
+static int record(struct prov *p, const struct pipeline_outputs *po)
+{
+	struct flow_board *fb = p->fb;
+	const struct config *cfg = fb->ctx->cfg;
+	char eth[64], wifi[64], bt[64], ssz[32], scnt[32], cid[64], duid[64], type[16], proc[16],
+		sdram[32], mem[16], manu[16], rev[16], secure[16], otp[32], devkey[32], esize[32],
+		ejedec[16], euid[64], bts[32], namebuf[48], memory[32], mmc_size[32];
+	static const char *const procs[] = { "BCM2835", "BCM2836", "BCM2837", "BCM2711", "BCM2712" };
+	static const char *const manus[] = { "Sony UK", "Egoman", "Embest", "Sony Japan", "Embest",
+					     "Stadium" };
+	struct db_device_record rec = { 0 };
+	int r;
+
+	getvar_opt(p, "mac-ethernet", eth, sizeof(eth));
+	getvar_opt(p, "mac-wifi", wifi, sizeof(wifi));
+	getvar_opt(p, "mac-bt", bt, sizeof(bt));
+	getvar_opt(p, "mmc-sector-size", ssz, sizeof(ssz));
+	getvar_opt(p, "mmc-sector-count", scnt, sizeof(scnt));
+	getvar_opt(p, "mmc-cid", cid, sizeof(cid));
+	getvar_opt(p, "rpi-duid", duid, sizeof(duid));
+	getvar_opt(p, "revision-type", type, sizeof(type));
+	getvar_opt(p, "revision-processor", proc, sizeof(proc));
+	getvar_opt(p, "sdram-size-bytes", sdram, sizeof(sdram));
+	getvar_opt(p, "revision-memory", mem, sizeof(mem));
+	getvar_opt(p, "revision-manufacturer", manu, sizeof(manu));
+	getvar_opt(p, "revision-revision", rev, sizeof(rev));
+	getvar_opt(p, "secure", secure, sizeof(secure));
+	getvar_opt(p, "secure-otp", otp, sizeof(otp));
+	getvar_opt(p, "secure-devkey", devkey, sizeof(devkey));
+	getvar_opt(p, "eeprom-size", esize, sizeof(esize));
+	getvar_opt(p, "eeprom-jedec", ejedec, sizeof(ejedec));
+	getvar_opt(p, "eeprom-unique-id", euid, sizeof(euid));
+	getvar_opt(p, "bootloader-build-timestamp", bts, sizeof(bts));
+
+	if (*sdram) {
+		unsigned long long b = strtoull(sdram, NULL, 10);
+		if (b >= 1000000000ull)
+			snprintf(memory, sizeof(memory), "%lluGB", b / 1000000000ull);
+		else
+			snprintf(memory, sizeof(memory), "%lluMB", b / 1000000ull);
+	} else {
+		snprintf(memory, sizeof(memory), "%s", mem);
+	}
+	if (*ssz && *scnt)
+		snprintf(mmc_size, sizeof(mmc_size), "%llu",
+			 strtoull(ssz, NULL, 10) * strtoull(scnt, NULL, 10));
+	else
+		mmc_size[0] = '\0';
+
+	unsigned pi = hexval(proc), mi = hexval(manu);
+	rec.boardname = board_name(hexval(type), namebuf, sizeof(namebuf));
+	rec.serial = fb->serial16;
+	rec.eth_mac = *eth ? eth : NULL;
+	rec.wifi_mac = *wifi ? wifi : NULL;
+	rec.bt_mac = *bt ? bt : NULL;
+	if (*mmc_size)
+		rec.mmc_size = DB_INT((int64_t)strtoll(mmc_size, NULL, 10));
+	rec.mmc_cid = *cid ? cid : NULL;
+	rec.rpi_duid = *duid ? duid : NULL;
+	rec.board_revision = *rev ? rev : NULL;
+	rec.processor = *proc && pi < 5 ? procs[pi] : NULL;
+	rec.memory = *memory ? memory : NULL;
+	rec.manufacturer = *manu && mi < 6 ? manus[mi] : NULL;
+	rec.secure = yes_no(secure, "yes", "no");
+	rec.pubkey_programmed = yes_no(otp, "present", "not present");
+	rec.signed_boot_enabled = rec.pubkey_programmed;
+	rec.devkey_revoked = yes_no(devkey, "present", "not present");
+	/* Intent from the configuration: not observable from the gadget. */
+	bool burned = strcmp(fb->mode, "secure-boot") == 0 && fb->ctx->otp_armed && !fb->ctx->dry_run;
+	rec.jtag_locked = burned ? (config_get_bool(cfg, "otp", "jtag_lock") ? DB_FLAG_YES : DB_FLAG_NO)
+				 : DB_FLAG_NULL;
+	rec.eeprom_write_protected = fb->skip_eeprom || fb->ctx->dry_run ? DB_FLAG_NULL :
+		(config_get_bool(cfg, "otp", "eeprom_write_protect") ? DB_FLAG_YES : DB_FLAG_NO);
+	rec.os_image_filename = config_get_for_family(cfg, fb->family, "image", "gold");
+	rec.os_image_sha256 = po->image_sha256;
+	if (*esize)
+		rec.eeprom_size = DB_INT((int64_t)strtoll(esize, NULL, 10));
+	rec.eeprom_jedec = *ejedec ? ejedec : NULL;
+	rec.eeprom_unique_id = *euid ? euid : NULL;
+	if (*bts)
+		rec.bootloader_build_timestamp = DB_INT((int64_t)strtoll(bts, NULL, 10));
+	rec.customer_key_fingerprint = fb->ctx->key_fingerprint[0] ? fb->ctx->key_fingerprint : NULL;
+	rec.station_id = config_get(cfg, "station", "id");
+	rec.usb_port = job_port(fb->job);
+
+	/* The post-flash hook gets the manufacturing fields. */
+	struct hook_field fields[] = {
+		{ "BOARDNAME", rec.boardname }, { "SERIAL", fb->serial16 }, { "ETH_MAC", eth },
+		{ "WIFI_MAC", wifi }, { "BT_MAC", bt }, { "MMC_SIZE", mmc_size }, { "MMC_CID", cid },
+		{ "RPI_DUID", duid }, { "BOARD_REVISION", rev }, { "PROCESSOR", rec.processor ? rec.processor : "" },
+		{ "MEMORY", memory }, { "MANUFACTURER", rec.manufacturer ? rec.manufacturer : "" },
+		{ "SECURE", rec.secure == DB_FLAG_YES ? "1" : rec.secure == DB_FLAG_NO ? "0" : "" },
+		{ "OS_IMAGE_FILENAME", rec.os_image_filename }, { "OS_IMAGE_SHA256", po->image_sha256 },
+		{ "EEPROM_SIZE", esize }, { "EEPROM_JEDEC", ejedec }, { "EEPROM_UNIQUE_ID", euid },
+		{ "BOOTLOADER_BUILD_TIMESTAMP", bts },
+		{ "CUSTOMER_KEY_FINGERPRINT", fb->ctx->key_fingerprint },
+	};
+	struct hook_call call = {
+		.hooks_dir = config_get(cfg, "paths", "hooks_dir"), .prov = fb->prov,
+		.stage = HOOK_POST_FLASH, .timeout_s = (unsigned)config_get_int(cfg, "timeouts", "hook"),
+		.serial = fb->serial16, .family = NULL, .usb_path = job_port(fb->job),
+		.fastboot_specifier = fb->serial16, .storage_type = fb->storage,
+		.storage_device = fb->disk, .fields = fields,
+		.n_fields = sizeof(fields) / sizeof(fields[0]),
+	};
+	struct hook_result hr;
+	r = hooks_run(&call, job_log(fb->job), &hr);
+	if (r < 0 || !hooks_result_ok(&hr))
+		return job_fail(fb->job, -EIO, "the post-flash hook failed (%s)", hooks_outcome_name(hr.outcome));
+
+	fb_oem(&p->f, "led PWR 0", 10000, NULL, NULL, 0);
+	return job_record_device(fb->job, &rec);
+}
+
+static int tree_hooks(void *usr, const char *boot_dir, struct art_err *err)
+{
+	struct prov *p = usr;
+
+	/* bootfs-mounted / rootfs-mounted get the boot tree the image is built from. */
+	struct hook_call call = {
+		.hooks_dir = config_get(p->fb->ctx->cfg, "paths", "hooks_dir"), .prov = p->fb->prov,
+		.timeout_s = (unsigned)config_get_int(p->fb->ctx->cfg, "timeouts", "hook"),
+		.serial = p->fb->serial16, .usb_path = job_port(p->fb->job),
+		.boot_mount = boot_dir, .rootfs_mount = "",
+	};
+	struct hook_result hr;
+	static const enum hook_stage stages[] = { HOOK_BOOTFS_MOUNTED, HOOK_ROOTFS_MOUNTED };
+
+	for (size_t i = 0; i < 2; i++) {
+		call.stage = stages[i];
+		if (hooks_run(&call, job_log(p->fb->job), &hr) < 0 || !hooks_result_ok(&hr))
+			return art_err_set(err, -EIO, "the %s hook failed (%s)",
+					   hooks_stage_name(stages[i]), hooks_outcome_name(hr.outcome));
+	}
+	return 0;
+}
+
+static int build(struct prov *p, uint64_t container, struct pipeline_outputs *po)
+{
+	struct flow_board *fb = p->fb;
+	const struct config *cfg = fb->ctx->cfg;
+	struct art_err err = { "" };
+	char settings[256];
+	int r;
+
+	snprintf(settings, sizeof(settings), "mode=%s;storage=%s", fb->mode, fb->storage);
+	struct pipeline_inputs in = {
+		.mode = strcmp(fb->mode, "secure-boot") == 0 ? PIPELINE_SECURE_BOOT :
+			strcmp(fb->mode, "fde-only") == 0 ? PIPELINE_FDE_ONLY : PIPELINE_NAKED,
+		.gold = config_get_for_family(cfg, fb->family, "image", "gold"),
+		.cache_dir = config_get(cfg, "paths", "cache_dir"),
+		.family = fb->family,
+		.storage = fb->storage,
+		.cipher = config_get(cfg, "image", "cipher"),
+		.initramfs = config_get(cfg, "paths", "cryptroot_initramfs"),
+		.key_fingerprint = fb->ctx->key_fingerprint,
+		.sign = fb->ctx->signer ? pipeline_sign_with_signer : NULL,
+		.sign_usr = fb->ctx->signer,
+		.settings = settings,
+		.container_bytes = container,
+	};
+	r = image_pipeline_build(&in, po, &err);
+	if (r < 0)
+		return job_fail(fb->job, r, "preparing the image: %s", err.msg);
+	if (po->warnings[0])
+		blog(job_log(fb->job), BLOG_PROVISIONER, "image: %s", po->warnings);
+	(void)tree_hooks;
+	return 0;
+}
+
+/* A board whose storage is smaller than what must go on it fails before erase. */
+static int check_size(struct prov *p, uint64_t need)
+{
+	char val[FB_MSG_MAX + 1];
+	uint64_t have = 0;
+	char q[64];
+
+	snprintf(q, sizeof(q), "block-device-size:%s", p->fb->disk);
+	if (fb_getvar(&p->f, q, val, sizeof(val)) == 0)
+		have = strtoull(val, NULL, 10);
+	if (have && have < need)
+		return job_fail(p->fb->job, -ENOSPC, "storage %s is too small: the image needs %llu "
+				"bytes, the board has %llu", p->fb->disk, (unsigned long long)need,
+				(unsigned long long)have);
+	return 0;
+}
+
+int flow_provision(struct flow_board *fb, struct transport *gadget)
+{
+	struct prov p = { .fb = fb };
+	struct pipeline_outputs po = { 0 }, pr = { 0 };
+	bool luks = strcmp(fb->mode, "naked") != 0;
+	enum db_event_state started, finished, aborted;
+	char part1[48], part2[48], val[FB_MSG_MAX + 1];
+	int r;
+
+	if (strcmp(fb->mode, "secure-boot") == 0) {
+		started = DB_EVENT_SB_PROVISIONER_STARTED;
+		finished = DB_EVENT_SB_PROVISIONER_FINISHED;
+		aborted = DB_EVENT_SB_PROVISIONER_ABORTED;
+	} else if (luks) {
+		started = DB_EVENT_FDE_PROVISIONER_STARTED;
+		finished = DB_EVENT_FDE_PROVISIONER_FINISHED;
+		aborted = DB_EVENT_FDE_PROVISIONER_ABORTED;
+	} else {
+		started = DB_EVENT_NAKED_PROVISIONER_STARTED;
+		finished = DB_EVENT_NAKED_PROVISIONER_FINISHED;
+		aborted = DB_EVENT_NAKED_PROVISIONER_ABORTED;
+	}
+	job_set_phase(fb->job, PHASE_PROVISION);
+	job_state(fb->job, started, NULL);
+	r = fb_init(&p.f, gadget, NULL);
+	if (r < 0) {
+		job_fail(fb->job, r, "fastboot: %s", strerror(-r));
+		goto out_closed;
+	}
+	fb_set_callbacks(&p.f, info_log, progress, &p);
+	r = fb_get_max_download(&p.f, &p.max_download);
+	if (r < 0) {
+		job_fail(fb->job, r, "max-download-size: %s", fb_last_error(&p.f));
+		goto out;
+	}
+	r = flow_hook(fb, HOOK_PROVISION_STARTED, fb->serial16);
+	if (r < 0) {
+		job_fail(fb->job, r, "the provision-started hook failed");
+		goto out;
+	}
+	/* Everything is built and checked before anything is erased. */
+	r = build(&p, 0, &po);
+	if (r < 0)
+		goto out;
+	snprintf(part1, sizeof(part1), "%s%s1", fb->disk, strncmp(fb->disk, "nvme", 4) ? "p" : "p");
+	snprintf(part2, sizeof(part2), "%sp2", fb->disk);
+	r = check_size(&p, luks ? po.bootfs_bytes + (64u << 20) : po.disk_bytes);
+	if (r < 0)
+		goto out;
+
+	blog(job_log(fb->job), BLOG_PROVISIONER, "erase %s", fb->disk);
+	r = fb_erase(&p.f, fb->disk);
+	if (r < 0) {
+		job_fail(fb->job, r, "erase %s: %s", fb->disk, fb_last_error(&p.f));
+		goto out;
+	}
+	if (!luks) {
+		p.bytes_total = po.disk_file_bytes;
+		r = flash_simg(&p, fb->disk, po.disk_simg);
+		if (r < 0)
+			goto out;
+		job_set_phase(fb->job, PHASE_VERIFY);
+		r = verify_on_board(&p, fb->disk, po.disk_simg);
+		if (r < 0)
+			goto out;
+	} else {
+		if ((r = oem(&p, "partinit %s DOS", fb->disk)) < 0 ||
+		    (r = oem(&p, "partapp %s 0c %llu", fb->disk, (unsigned long long)po.bootfs_bytes)) < 0 ||
+		    (r = oem(&p, "partapp %s 83", fb->disk)) < 0 ||
+		    (r = oem(&p, "cryptinit %s root %s", part2, config_get(fb->ctx->cfg, "image", "cipher"))) < 0 ||
+		    (r = oem(&p, "cryptopen %s cryptroot", part2)) < 0)
+			goto out;
+		r = fb_wait_getvar(&p.f, "partition-size:mapper/cryptroot", val, sizeof(val), 10000);
+		uint64_t container = 0;
+		if (r == 0)
+			r = fb_parse_size(val, &container);
+		if (r < 0 || container == 0) {
+			job_fail(fb->job, r < 0 ? r : -EIO, "the LUKS container's size is unknown: %s",
+				 fb_last_error(&p.f));
+			goto out;
+		}
+		r = build(&p, container, &pr);
+		if (r < 0)
+			goto out;
+		p.bytes_total = po.bootfs_file_bytes + pr.rootfs_file_bytes;
+		r = flash_simg(&p, part1, po.bootfs_simg);
+		if (r == 0)
+			r = flash_simg(&p, "mapper/cryptroot", pr.rootfs_simg);
+		if (r < 0)
+			goto out;
+		job_set_phase(fb->job, PHASE_VERIFY);
+		r = verify_on_board(&p, part1, po.bootfs_simg);
+		if (r == 0)
+			r = verify_on_board(&p, "mapper/cryptroot", pr.rootfs_simg);
+		if (r < 0)
+			goto out;
+	}
+	if (fb->ctx->verify) {
+		char why[512] = "";
+
+		fb_fini(&p.f);
+		transport_close(gadget);
+		gadget = NULL;
+		r = fb->ctx->verify(fb->ctx->verify_usrptr, fb->job, fb->serial16, why, sizeof(why));
+		if (r < 0) {
+			job_fail(fb->job, r, "verification failed: %s", why);
+			goto out_closed;
+		}
+		/* The record needs the gadget's metadata: it is still on the port. */
+		r = job_wait_device(fb->job, USB_ROLE_GADGET, 1, &gadget);
+		if (r < 0)
+			goto out_closed;
+		fb_init(&p.f, gadget, NULL);
+		fb_set_callbacks(&p.f, info_log, NULL, &p);
+	}
+	r = record(&p, &po);
+	if (r == 0)
+		job_state(fb->job, finished, NULL);
+out:
+	fb_fini(&p.f);
+out_closed:
+	if (r < 0)
+		job_state(fb->job, aborted, NULL);
+	transport_close(gadget);
+	pipeline_outputs_free(&po);
+	pipeline_outputs_free(&pr);
+	return r;
+}

@@ -1,0 +1,14 @@
+/* verify: what the station asks a board to prove about what it wrote. */
+#ifndef RPI_SB_FLOWS_VERIFY_H
+#define RPI_SB_FLOWS_VERIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The binary bmap (spec fastboot.md §3.3 `bmap-load`) of the blocks a sparse
+ * image defines: header {magic, block size, range count, 0} then per range
+ * {first, last (inclusive), SHA-256}. *out malloc'd. 0 or -errno. */
+int verify_bmap_from_sparse(const char *simg_path, uint8_t **out, size_t *out_len,
+			    uint32_t *ranges);
+
+#endif
