@@ -794,11 +794,30 @@ out:
 	return rc;
 }
 
+/* Second pass: directory times, once nothing more is written into them. */
+static int stamp_dir(void *usr, const char *path, const struct fat_dirent *e)
+{
+	struct extract_ctx *x = usr;
+	struct timespec ts[2];
+	char *full = NULL;
+
+	if (!e->is_dir)
+		return 0;
+	if (asprintf(&full, "%s/%s", x->dir, path) < 0)
+		return -ENOMEM;
+	ts[0].tv_sec = ts[1].tv_sec = e->mtime;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	utimensat(AT_FDCWD, full, ts, AT_SYMLINK_NOFOLLOW);
+	free(full);
+	return 0;
+}
+
 int fat_extract_tree(struct fat_vol *v, const char *dir, struct art_err *err)
 {
 	struct extract_ctx x = {.v = v, .dir = dir, .err = err};
+	int rc = fat_walk(v, extract_entry, &x, err);
 
-	return fat_walk(v, extract_entry, &x, err);
+	return rc ? rc : fat_walk(v, stamp_dir, &x, err);
 }
 
 int fat_used_extents(struct fat_vol *v, fat_extent_cb cb, void *usr, struct art_err *err)

@@ -193,6 +193,7 @@ static int add_dir(struct writer *w, const char *path)
 	archive_entry_set_perm(e, 0755);
 	archive_entry_set_mtime(e, w->mtime, 0);
 	archive_entry_set_nlink(e, 2);
+	archive_entry_set_size(e, 0);
 	if (archive_write_header(w->a, e) != ARCHIVE_OK)
 		rc = aw_err(w, path);
 	archive_entry_free(e);

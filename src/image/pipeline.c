@@ -243,6 +243,16 @@ static void gold_close(struct gold *g)
 
 /* ---- boot entry */
 
+/* A FAT volume serial that follows the gold image (same image, same bytes). */
+static uint32_t volume_id(const char *sha_hex)
+{
+	char head[9];
+
+	memcpy(head, sha_hex, 8);
+	head[8] = '\0';
+	return (uint32_t)strtoul(head, NULL, 16);
+}
+
 struct build_ctx {
 	const struct pipeline_inputs *in;
 	struct pipeline_outputs *out;
@@ -453,6 +463,7 @@ static int build_boot(void *usr, const char *tmp, struct art_err *err)
 		for (tries = 0; tries < 6; tries++, size *= 2) {
 			fat_opts_boot_partition(&fo, size);
 			fo.timestamp = in->timestamp;
+			fo.volume_id = volume_id(out->image_sha256) ^ 0x00010001u;
 			rc = fat_build_from_dir(boot, &fo, fatimg, &part_bits, err);
 			if (rc != -ENOSPC)
 				break;
@@ -467,6 +478,7 @@ static int build_boot(void *usr, const char *tmp, struct art_err *err)
 			goto out;
 		fat_opts_boot_img(&fo);
 		fo.timestamp = in->timestamp;
+		fo.volume_id = volume_id(out->image_sha256);
 		rc = fat_build_from_dir(boot, &fo, bootimg, &bits, err);
 		if (rc)
 			goto out;
@@ -522,6 +534,7 @@ static int build_boot(void *usr, const char *tmp, struct art_err *err)
 		}
 		fat_opts_boot_partition(&fo, part_bytes);
 		fo.timestamp = in->timestamp;
+		fo.volume_id = volume_id(out->image_sha256) ^ 0x00010001u;
 		rc = fat_build_from_dir(part, &fo, fatimg, &part_bits, err);
 		if (rc) {
 			art_err_prefix(err, "boot partition of %" PRIu64 " bytes: ", part_bytes);
