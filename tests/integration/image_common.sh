@@ -37,6 +37,9 @@ make_gold() {
 			echo "write $T/dep $m/modules.dep"
 			echo "write $T/alias $m/modules.alias"
 		} >>"$cmds"
+		# a file capability (cap_net_raw+ep, VFS v2 layout) on the setuid helper
+		printf '\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00' >"$T/cap"
+		[ "$v" = 6.6.51+rpt-rpi-2712 ] && echo "ea_set -f $T/cap /usr/bin/suid-helper security.capability" >>"$cmds"
 		E2FSPROGS_FAKE_TIME=1704067200 debugfs -w -f "$cmds" "$out?offset=$off" >/dev/null 2>"$T/debugfs.err" ||
 			{ cat "$T/debugfs.err" >&2; fail "debugfs could not add modules"; }
 		: >"$cmds"
