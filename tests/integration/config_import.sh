@@ -2,15 +2,15 @@
 # config_import: the peer's shell-style config becomes an INI that loads cleanly;
 # what cannot be mapped is listed on stderr; nothing in the file is executed.
 . "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/config_lib.sh"
 
-GOLD="$T/gold.img"
-bash "$top_srcdir/scripts/make-gold-image.sh" "$GOLD" 48
-openssl genrsa -out "$T/key.pem" 2048 2>/dev/null
+GOLD=$(gold_image 48)
+KEY=$(test_key)
 printf 'boot_order=0xf461\n' >"$T/boot.conf"
 cat >"$T/config" <<PEER
 # /etc/rpi-sb-provisioner/config as the peer's web UI writes it (values shell-quoted)
 PROVISIONING_STYLE='secure-boot'
-CUSTOMER_KEY_FILE_PEM='$T/key.pem'
+CUSTOMER_KEY_FILE_PEM='$KEY'
 GOLD_MASTER_OS_FILE="$GOLD"
 RPI_DEVICE_STORAGE_TYPE=sd
 RPI_DEVICE_FAMILY=4

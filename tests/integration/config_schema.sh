@@ -5,6 +5,7 @@
 #   rpi-sb-provisioner config schema --markdown > doc/configuration.md
 #   rpi-sb-provisioner config schema --ini > conf/provisioner.ini.example
 . "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/integration/config_lib.sh"
 
 "$PROGRAM" config schema --markdown >"$T/configuration.md"
 diff -u "$top_srcdir/doc/configuration.md" "$T/configuration.md" ||
@@ -17,8 +18,7 @@ diff -u "$top_srcdir/conf/provisioner.ini.example" "$T/example.ini" ||
 pass "conf/provisioner.ini.example matches the schema"
 
 # The example, with the required values filled in, is a valid configuration.
-GOLD="$T/gold.img"
-bash "$top_srcdir/scripts/make-gold-image.sh" "$GOLD" 48
+GOLD=$(gold_image 48)
 # (first occurrences only: the commented [family.X] template repeats the names)
 sed -e "0,/^#gold =/s|^#gold =.*|gold = $GOLD|" -e '0,/^#storage =/s|^#storage =.*|storage = sd|' \
 	-e '0,/^#mode =/s|^#mode = secure-boot$|mode = naked|' "$T/example.ini" >"$T/filled.ini"
