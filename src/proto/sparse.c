@@ -213,6 +213,12 @@ int sparse_open_image(int fd, struct sparse_file **out)
 	return *out ? 0 : -EINVAL;
 }
 
+void sparse_destroy_image(struct sparse_file *s)
+{
+	if (s)
+		sparse_file_destroy(s);
+}
+
 int64_t sparse_encoded_len(struct sparse_file *s)
 {
 	return sparse_file_len(s, true, false);

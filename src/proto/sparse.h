@@ -42,6 +42,9 @@ int sparse_build_from_fd(int fd, off_t offset, uint64_t len, unsigned block_size
  * with FILL for zero blocks. *out refers to fd. */
 int sparse_open_image(int fd, struct sparse_file **out);
 
+/* Free an image (sparse_file_destroy, so callers need no libsparse header). */
+void sparse_destroy_image(struct sparse_file *s);
+
 /* Bytes of the encoded sparse image (no CRC chunk). */
 int64_t sparse_encoded_len(struct sparse_file *s);
 
