@@ -338,11 +338,33 @@ static int db_err(struct db *db, int err, const char *fmt, ...)
 	return err;
 }
 
+/* What an operator can do about a SQLite error class. */
+static const char *sqlite_hint(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return "; another program held the database for over 5 s: retry, or stop it";
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_CANTOPEN:
+		return "; check the permissions of the file and its directory";
+	case SQLITE_FULL:
+		return "; free space on that file system";
+	case SQLITE_NOTADB:
+		return "; is [paths] database pointing at the right file?";
+	case SQLITE_CORRUPT:
+		return "; keep a copy of the file and check it with sqlite3's .recover";
+	default:
+		return "";
+	}
+}
+
 /* Log a failing SQLite call: what we were doing, then SQLite's own words. */
 static int db_sqlite_err(struct db *db, int rc, const char *what)
 {
-	return db_err(db, errno_of_sqlite(rc), "%s failed: %s (SQLite code %d)", what,
-		      sqlite3_errmsg(db->h), sqlite3_extended_errcode(db->h));
+	return db_err(db, errno_of_sqlite(rc), "%s failed: %s (SQLite code %d)%s", what,
+		      sqlite3_errmsg(db->h), sqlite3_extended_errcode(db->h), sqlite_hint(rc));
 }
 
 /* ---- small helpers --------------------------------------------------- */
@@ -353,8 +375,8 @@ static int db_exec(struct db *db, const char *sql, const char *what)
 	int rc = sqlite3_exec(db->h, sql, NULL, NULL, &emsg);
 
 	if (rc != SQLITE_OK) {
-		int r = db_err(db, errno_of_sqlite(rc), "%s failed: %s (SQLite code %d)", what,
-			       emsg ? emsg : sqlite3_errstr(rc), rc);
+		int r = db_err(db, errno_of_sqlite(rc), "%s failed: %s (SQLite code %d)%s", what,
+			       emsg ? emsg : sqlite3_errstr(rc), rc, sqlite_hint(rc));
 		sqlite3_free(emsg);
 		return r;
 	}
@@ -656,7 +678,8 @@ static char *build_device_sql(bool update)
 	return sql;
 }
 
-int db_open_at_version(const char *path, unsigned flags, int version, struct db **out)
+static int db_open_full(const char *path, unsigned flags, int version, db_log_fn fn,
+			void *usrptr, struct db **out)
 {
 	struct db *db = NULL;
 	struct stat sb;
@@ -670,7 +693,7 @@ int db_open_at_version(const char *path, unsigned flags, int version, struct db 
 	db = calloc(1, sizeof(*db));
 	if (!db)
 		return -ENOMEM;
-	db->log = db_log_stderr;
+	db_set_log(db, fn, usrptr);
 	db->path = strdup(path);
 	db->sql_device_insert = build_device_sql(false);
 	db->sql_device_update = build_device_sql(true);
@@ -740,9 +763,19 @@ out:
 	return 0;
 }
 
+int db_open_at_version(const char *path, unsigned flags, int version, struct db **out)
+{
+	return db_open_full(path, flags, version, NULL, NULL, out);
+}
+
+int db_open_log(const char *path, unsigned flags, db_log_fn fn, void *usrptr, struct db **out)
+{
+	return db_open_full(path, flags, DB_SCHEMA_VERSION, fn, usrptr, out);
+}
+
 int db_open(const char *path, unsigned flags, struct db **out)
 {
-	return db_open_at_version(path, flags, DB_SCHEMA_VERSION, out);
+	return db_open_full(path, flags, DB_SCHEMA_VERSION, NULL, NULL, out);
 }
 
 void db_close(struct db *db)

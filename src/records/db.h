@@ -40,6 +40,8 @@ typedef void (*db_log_fn)(void *usrptr, const char *message);
  * -ENOENT when the file is missing and DB_OPEN_CREATE is not given,
  * -EPROTO when the file's schema is newer than this build understands. */
 int db_open(const char *path, unsigned flags, struct db **out);
+/* The same, with errors (from the open itself on) going to @fn, not stderr. */
+int db_open_log(const char *path, unsigned flags, db_log_fn fn, void *usrptr, struct db **out);
 /* The same, but stop migrating at schema version @version (tests and tools). */
 int db_open_at_version(const char *path, unsigned flags, int version, struct db **out);
 void db_close(struct db *db);

@@ -195,8 +195,9 @@ static void test_open_missing_without_create(void **state)
 	struct fx *fx = *state;
 	struct db *db = NULL;
 
-	assert_int_equal(db_open(fx->path, 0, &db), -ENOENT);
+	assert_int_equal(db_open_log(fx->path, 0, capture_log, fx, &db), -ENOENT);
 	assert_null(db);
+	assert_non_null(strstr(fx->logged, "cannot open it"));
 	assert_int_equal(access(fx->path, F_OK), -1);
 }
 
@@ -299,8 +300,12 @@ static void test_not_a_database(void **state)
 	snprintf(cmd, sizeof(cmd), "mkdir -p '%s/sub' && head -c 4096 /dev/urandom > '%s'",
 		 fx->dir, fx->path);
 	assert_int_equal(system(cmd), 0);
-	assert_true(db_open(fx->path, 0, &db) < 0);
+	assert_int_equal(db_open_log(fx->path, 0, capture_log, fx, &db), -EILSEQ);
 	assert_null(db);
+	/* What happened, to which file, and what to check. */
+	assert_non_null(strstr(fx->logged, fx->path));
+	assert_non_null(strstr(fx->logged, "not a database"));
+	assert_non_null(strstr(fx->logged, "[paths] database"));
 }
 
 /* ---- NULL vs 0 --------------------------------------------------------- */
