@@ -340,6 +340,21 @@ static int64_t chain_next(const struct fat_vol *v, uint32_t c)
 	return e;
 }
 
+/* A cluster visited twice in one chain means a loop: chains are walked with a
+ * bitmap so a corrupt FAT cannot make a file repeat its own data. */
+static uint8_t *visit_map(const struct fat_vol *v)
+{
+	return calloc(1, ((size_t)v->clusters + 2 + 7) / 8);
+}
+
+static bool visit(uint8_t *map, uint32_t c)
+{
+	bool seen = map[c / 8] & (1u << (c % 8));
+
+	map[c / 8] |= (uint8_t)(1u << (c % 8));
+	return seen;
+}
+
 static uint64_t cluster_offset(const struct fat_vol *v, uint32_t c)
 {
 	return v->offset + ((uint64_t)v->data_start + (uint64_t)(c - 2) * v->spc) * v->bps;
@@ -349,7 +364,7 @@ static uint64_t cluster_offset(const struct fat_vol *v, uint32_t c)
 static int dir_load(struct fat_vol *v, uint32_t first_cluster, bool root, uint8_t **buf,
 		    size_t *len, struct art_err *err)
 {
-	uint8_t *b = NULL, *nb;
+	uint8_t *b = NULL, *nb, *map = NULL;
 	size_t n = 0, cap = 0;
 	uint32_t c, steps = 0;
 	int64_t next;
@@ -375,8 +390,12 @@ static int dir_load(struct fat_vol *v, uint32_t first_cluster, bool root, uint8_
 	c = root ? v->root_cluster : first_cluster;
 	if (c < 2 || c > v->clusters + 1)
 		return art_err_set(err, -EINVAL, "directory starts at invalid cluster %u", c);
+	map = visit_map(v);
+	if (!map)
+		return -ENOMEM;
 	while (c) {
-		if (++steps > v->clusters || n > (16u << 20)) {
+		if (++steps > v->clusters || n > (16u << 20) || visit(map, c)) {
+			free(map);
 			free(b);
 			return art_err_set(err, -EINVAL, "directory cluster chain loops or is "
 					   "absurdly long (at cluster %u)", c);
@@ -385,6 +404,7 @@ static int dir_load(struct fat_vol *v, uint32_t first_cluster, bool root, uint8_
 			cap = cap ? cap * 2 : v->cluster_bytes;
 			nb = realloc(b, cap);
 			if (!nb) {
+				free(map);
 				free(b);
 				return -ENOMEM;
 			}
@@ -392,6 +412,7 @@ static int dir_load(struct fat_vol *v, uint32_t first_cluster, bool root, uint8_
 		}
 		rc = pread_full(v->fd, b + n, v->cluster_bytes, cluster_offset(v, c));
 		if (rc) {
+			free(map);
 			free(b);
 			return art_err_set(err, rc, "cannot read directory cluster %u: %s", c,
 					   strerror(-rc));
@@ -399,12 +420,14 @@ static int dir_load(struct fat_vol *v, uint32_t first_cluster, bool root, uint8_
 		n += v->cluster_bytes;
 		next = chain_next(v, c);
 		if (next < 0) {
+			free(map);
 			free(b);
 			return art_err_set(err, -EINVAL, "directory cluster chain is broken "
 					   "after cluster %u", c);
 		}
 		c = (uint32_t)next;
 	}
+	free(map);
 	*buf = b;
 	*len = n;
 	return 0;
@@ -694,7 +717,7 @@ int fat_lookup(struct fat_vol *v, const char *path, struct fat_dirent *out, stru
 int fat_read_file(struct fat_vol *v, const struct fat_dirent *e, int out_fd, struct art_err *err)
 {
 	uint32_t left = e->size, c = e->first_cluster, steps = 0;
-	uint8_t *buf;
+	uint8_t *buf, *map;
 	int rc = 0;
 
 	if (e->is_dir)
@@ -702,13 +725,17 @@ int fat_read_file(struct fat_vol *v, const struct fat_dirent *e, int out_fd, str
 	if (!left)
 		return 0;
 	buf = malloc(v->cluster_bytes);
-	if (!buf)
+	map = visit_map(v);
+	if (!buf || !map) {
+		free(buf);
+		free(map);
 		return -ENOMEM;
+	}
 	while (left) {
 		uint32_t n = left < v->cluster_bytes ? left : v->cluster_bytes;
 		int64_t next;
 
-		if (c < 2 || c > v->clusters + 1 || ++steps > v->clusters) {
+		if (c < 2 || c > v->clusters + 1 || ++steps > v->clusters || visit(map, c)) {
 			rc = art_err_set(err, -EINVAL, "%s: cluster chain ends or loops with %u "
 					 "bytes still to read", e->name, left);
 			goto out;
@@ -735,6 +762,7 @@ int fat_read_file(struct fat_vol *v, const struct fat_dirent *e, int out_fd, str
 		c = (uint32_t)next;
 	}
 out:
+	free(map);
 	free(buf);
 	return rc;
 }
