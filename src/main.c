@@ -28,6 +28,9 @@ static const struct command commands[] = {
 	  "manage the special per-board flags (skip-eeprom, reprovision)" },
 	{ "key", cmd_key, "key generate [-o FILE] | key fingerprint FILE",
 	  "make a new RSA-2048 signing key, or show a key's fingerprint" },
+	{ "simulate", cmd_simulate,
+	  "simulate [--devices pi5:2,pi4:1,zero2w:1] [--until-done] [--fault [N=]SPEC] ...",
+	  "rehearse the line: the real station against virtual boards" },
 	{ "virtual-pi", cmd_virtual_pi, "virtual-pi --model M --state DIR --fastboot-tcp PORT",
 	  "serve one virtual board (device simulator), e.g. its fastboot gadget over TCP" },
 };

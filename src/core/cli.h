@@ -25,5 +25,6 @@ int cmd_devices(struct cli *cli, int argc, char **argv);    /* devices [--json] 
 int cmd_flags(struct cli *cli, int argc, char **argv);      /* flags list|set|clear */
 int cmd_key(struct cli *cli, int argc, char **argv);        /* key generate|fingerprint */
 int cmd_virtual_pi(struct cli *cli, int argc, char **argv); /* virtual-pi --model ... */
+int cmd_simulate(struct cli *cli, int argc, char **argv);   /* simulate [--devices ...] */
 
 #endif

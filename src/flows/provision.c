@@ -156,119 +156,128 @@ static enum db_flag yes_no(const char *v, const char *yes, const char *no)
 	return DB_FLAG_NULL;
 }
 
-/* Metadata getvars (spec fastboot.md §6.6), the post-flash hook, the row. */
-static int record(struct prov *p, const struct pipeline_outputs *po)
-{
-	struct flow_board *fb = p->fb;
-	const struct config *cfg = fb->ctx->cfg;
+/* The manufacturing facts of a board, gathered from the gadget. */
+struct meta {
 	char eth[64], wifi[64], bt[64], ssz[32], scnt[32], cid[64], duid[64], type[16], proc[16],
 		sdram[32], mem[16], manu[16], rev[16], secure[16], otp[32], devkey[32], esize[32],
 		ejedec[16], euid[64], bts[32], namebuf[48], memory[32], mmc_size[32];
+	struct db_device_record rec;
+};
+
+/* Metadata getvars (spec fastboot.md §6.6), failures tolerated. */
+static void gather(struct prov *p, const struct pipeline_outputs *po, struct meta *m)
+{
+	struct flow_board *fb = p->fb;
+	const struct config *cfg = fb->ctx->cfg;
 	static const char *const procs[] = { "BCM2835", "BCM2836", "BCM2837", "BCM2711", "BCM2712" };
 	static const char *const manus[] = { "Sony UK", "Egoman", "Embest", "Sony Japan", "Embest",
 					     "Stadium" };
-	struct db_device_record rec = { 0 };
-	int r;
+	struct db_device_record *rec = &m->rec;
 
-	getvar_opt(p, "mac-ethernet", eth, sizeof(eth));
-	getvar_opt(p, "mac-wifi", wifi, sizeof(wifi));
-	getvar_opt(p, "mac-bt", bt, sizeof(bt));
-	getvar_opt(p, "mmc-sector-size", ssz, sizeof(ssz));
-	getvar_opt(p, "mmc-sector-count", scnt, sizeof(scnt));
-	getvar_opt(p, "mmc-cid", cid, sizeof(cid));
-	getvar_opt(p, "rpi-duid", duid, sizeof(duid));
-	getvar_opt(p, "revision-type", type, sizeof(type));
-	getvar_opt(p, "revision-processor", proc, sizeof(proc));
-	getvar_opt(p, "sdram-size-bytes", sdram, sizeof(sdram));
-	getvar_opt(p, "revision-memory", mem, sizeof(mem));
-	getvar_opt(p, "revision-manufacturer", manu, sizeof(manu));
-	getvar_opt(p, "revision-revision", rev, sizeof(rev));
-	getvar_opt(p, "secure", secure, sizeof(secure));
-	getvar_opt(p, "secure-otp", otp, sizeof(otp));
-	getvar_opt(p, "secure-devkey", devkey, sizeof(devkey));
-	getvar_opt(p, "eeprom-size", esize, sizeof(esize));
-	getvar_opt(p, "eeprom-jedec", ejedec, sizeof(ejedec));
-	getvar_opt(p, "eeprom-unique-id", euid, sizeof(euid));
-	getvar_opt(p, "bootloader-build-timestamp", bts, sizeof(bts));
+	memset(m, 0, sizeof(*m));
+	getvar_opt(p, "mac-ethernet", m->eth, sizeof(m->eth));
+	getvar_opt(p, "mac-wifi", m->wifi, sizeof(m->wifi));
+	getvar_opt(p, "mac-bt", m->bt, sizeof(m->bt));
+	getvar_opt(p, "mmc-sector-size", m->ssz, sizeof(m->ssz));
+	getvar_opt(p, "mmc-sector-count", m->scnt, sizeof(m->scnt));
+	getvar_opt(p, "mmc-cid", m->cid, sizeof(m->cid));
+	getvar_opt(p, "rpi-duid", m->duid, sizeof(m->duid));
+	getvar_opt(p, "revision-type", m->type, sizeof(m->type));
+	getvar_opt(p, "revision-processor", m->proc, sizeof(m->proc));
+	getvar_opt(p, "sdram-size-bytes", m->sdram, sizeof(m->sdram));
+	getvar_opt(p, "revision-memory", m->mem, sizeof(m->mem));
+	getvar_opt(p, "revision-manufacturer", m->manu, sizeof(m->manu));
+	getvar_opt(p, "revision-revision", m->rev, sizeof(m->rev));
+	getvar_opt(p, "secure", m->secure, sizeof(m->secure));
+	getvar_opt(p, "secure-otp", m->otp, sizeof(m->otp));
+	getvar_opt(p, "secure-devkey", m->devkey, sizeof(m->devkey));
+	getvar_opt(p, "eeprom-size", m->esize, sizeof(m->esize));
+	getvar_opt(p, "eeprom-jedec", m->ejedec, sizeof(m->ejedec));
+	getvar_opt(p, "eeprom-unique-id", m->euid, sizeof(m->euid));
+	getvar_opt(p, "bootloader-build-timestamp", m->bts, sizeof(m->bts));
 
-	if (*sdram) {
-		unsigned long long b = strtoull(sdram, NULL, 10);
+	if (*m->sdram) {
+		unsigned long long b = strtoull(m->sdram, NULL, 10);
 		if (b >= 1000000000ull)
-			snprintf(memory, sizeof(memory), "%lluGB", b / 1000000000ull);
+			snprintf(m->memory, sizeof(m->memory), "%lluGB", b / 1000000000ull);
 		else
-			snprintf(memory, sizeof(memory), "%lluMB", b / 1000000ull);
+			snprintf(m->memory, sizeof(m->memory), "%lluMB", b / 1000000ull);
 	} else {
-		snprintf(memory, sizeof(memory), "%s", mem);
+		snprintf(m->memory, sizeof(m->memory), "%s", m->mem);
 	}
-	if (*ssz && *scnt)
-		snprintf(mmc_size, sizeof(mmc_size), "%llu",
-			 strtoull(ssz, NULL, 10) * strtoull(scnt, NULL, 10));
-	else
-		mmc_size[0] = '\0';
+	if (*m->ssz && *m->scnt)
+		snprintf(m->mmc_size, sizeof(m->mmc_size), "%llu",
+			 strtoull(m->ssz, NULL, 10) * strtoull(m->scnt, NULL, 10));
 
-	unsigned pi = hexval(proc), mi = hexval(manu);
-	rec.boardname = board_name(hexval(type), namebuf, sizeof(namebuf));
-	rec.serial = fb->serial16;
-	rec.eth_mac = *eth ? eth : NULL;
-	rec.wifi_mac = *wifi ? wifi : NULL;
-	rec.bt_mac = *bt ? bt : NULL;
-	if (*mmc_size)
-		rec.mmc_size = DB_INT((int64_t)strtoll(mmc_size, NULL, 10));
-	rec.mmc_cid = *cid ? cid : NULL;
-	rec.rpi_duid = *duid ? duid : NULL;
-	rec.board_revision = *rev ? rev : NULL;
-	rec.processor = *proc && pi < 5 ? procs[pi] : NULL;
-	rec.memory = *memory ? memory : NULL;
-	rec.manufacturer = *manu && mi < 6 ? manus[mi] : NULL;
-	rec.secure = yes_no(secure, "yes", "no");
-	rec.pubkey_programmed = yes_no(otp, "present", "not present");
-	rec.signed_boot_enabled = rec.pubkey_programmed;
-	rec.devkey_revoked = yes_no(devkey, "present", "not present");
+	unsigned pi = hexval(m->proc), mi = hexval(m->manu);
+	rec->boardname = board_name(hexval(m->type), m->namebuf, sizeof(m->namebuf));
+	rec->serial = fb->serial16;
+	rec->eth_mac = *m->eth ? m->eth : NULL;
+	rec->wifi_mac = *m->wifi ? m->wifi : NULL;
+	rec->bt_mac = *m->bt ? m->bt : NULL;
+	if (*m->mmc_size)
+		rec->mmc_size = DB_INT((int64_t)strtoll(m->mmc_size, NULL, 10));
+	rec->mmc_cid = *m->cid ? m->cid : NULL;
+	rec->rpi_duid = *m->duid ? m->duid : NULL;
+	rec->board_revision = *m->rev ? m->rev : NULL;
+	rec->processor = *m->proc && pi < 5 ? procs[pi] : NULL;
+	rec->memory = *m->memory ? m->memory : NULL;
+	rec->manufacturer = *m->manu && mi < 6 ? manus[mi] : NULL;
+	rec->secure = yes_no(m->secure, "yes", "no");
+	rec->pubkey_programmed = yes_no(m->otp, "present", "not present");
+	rec->signed_boot_enabled = rec->pubkey_programmed;
+	rec->devkey_revoked = yes_no(m->devkey, "present", "not present");
 	/* Intent from the configuration: not observable from the gadget. */
 	bool burned = strcmp(fb->mode, "secure-boot") == 0 && fb->ctx->otp_armed && !fb->ctx->dry_run;
-	rec.jtag_locked = burned ? (config_get_bool(cfg, "otp", "jtag_lock") ? DB_FLAG_YES : DB_FLAG_NO)
-				 : DB_FLAG_NULL;
-	rec.eeprom_write_protected = fb->skip_eeprom || fb->ctx->dry_run ? DB_FLAG_NULL :
-		(config_get_bool(cfg, "otp", "eeprom_write_protect") ? DB_FLAG_YES : DB_FLAG_NO);
-	rec.os_image_filename = config_get_for_family(cfg, fb->family, "image", "gold");
-	rec.os_image_sha256 = po->image_sha256;
-	if (*esize)
-		rec.eeprom_size = DB_INT((int64_t)strtoll(esize, NULL, 10));
-	rec.eeprom_jedec = *ejedec ? ejedec : NULL;
-	rec.eeprom_unique_id = *euid ? euid : NULL;
-	if (*bts)
-		rec.bootloader_build_timestamp = DB_INT((int64_t)strtoll(bts, NULL, 10));
-	rec.customer_key_fingerprint = fb->ctx->key_fingerprint[0] ? fb->ctx->key_fingerprint : NULL;
-	rec.station_id = config_get(cfg, "station", "id");
-	rec.usb_port = job_port(fb->job);
+	rec->jtag_locked = burned ? (config_get_bool(cfg, "otp", "jtag_lock") ? DB_FLAG_YES : DB_FLAG_NO)
+				  : DB_FLAG_NULL;
+	rec->eeprom_write_protected = fb->skip_eeprom || fb->ctx->dry_run || fb->chip == 0x2764 ?
+		DB_FLAG_NULL : (config_get_bool(cfg, "otp", "eeprom_write_protect") ? DB_FLAG_YES : DB_FLAG_NO);
+	rec->os_image_filename = config_get_for_family(cfg, fb->family, "image", "gold");
+	rec->os_image_sha256 = po->image_sha256;
+	if (*m->esize && strspn(m->esize, "0123456789") == strlen(m->esize))
+		rec->eeprom_size = DB_INT((int64_t)strtoll(m->esize, NULL, 10));
+	rec->eeprom_jedec = *m->ejedec ? m->ejedec : NULL;
+	rec->eeprom_unique_id = *m->euid ? m->euid : NULL;
+	if (*m->bts && strspn(m->bts, "0123456789") == strlen(m->bts))
+		rec->bootloader_build_timestamp = DB_INT((int64_t)strtoll(m->bts, NULL, 10));
+	rec->customer_key_fingerprint = fb->ctx->key_fingerprint[0] ? fb->ctx->key_fingerprint : NULL;
+	rec->station_id = config_get(cfg, "station", "id");
+	rec->usb_port = job_port(fb->job);
+}
 
-	/* The post-flash hook gets the manufacturing fields. */
+/* The post-flash hook with the manufacturing fields, then the row. */
+static int record(struct flow_board *fb, struct meta *m)
+{
+	const struct config *cfg = fb->ctx->cfg;
+	struct db_device_record *rec = &m->rec;
 	struct hook_field fields[] = {
-		{ "BOARDNAME", rec.boardname }, { "SERIAL", fb->serial16 }, { "ETH_MAC", eth },
-		{ "WIFI_MAC", wifi }, { "BT_MAC", bt }, { "MMC_SIZE", mmc_size }, { "MMC_CID", cid },
-		{ "RPI_DUID", duid }, { "BOARD_REVISION", rev }, { "PROCESSOR", rec.processor ? rec.processor : "" },
-		{ "MEMORY", memory }, { "MANUFACTURER", rec.manufacturer ? rec.manufacturer : "" },
-		{ "SECURE", rec.secure == DB_FLAG_YES ? "1" : rec.secure == DB_FLAG_NO ? "0" : "" },
-		{ "OS_IMAGE_FILENAME", rec.os_image_filename }, { "OS_IMAGE_SHA256", po->image_sha256 },
-		{ "EEPROM_SIZE", esize }, { "EEPROM_JEDEC", ejedec }, { "EEPROM_UNIQUE_ID", euid },
-		{ "BOOTLOADER_BUILD_TIMESTAMP", bts },
+		{ "BOARDNAME", rec->boardname }, { "SERIAL", fb->serial16 }, { "ETH_MAC", m->eth },
+		{ "WIFI_MAC", m->wifi }, { "BT_MAC", m->bt }, { "MMC_SIZE", m->mmc_size },
+		{ "MMC_CID", m->cid }, { "RPI_DUID", m->duid }, { "BOARD_REVISION", m->rev },
+		{ "PROCESSOR", rec->processor ? rec->processor : "" }, { "MEMORY", m->memory },
+		{ "MANUFACTURER", rec->manufacturer ? rec->manufacturer : "" },
+		{ "SECURE", rec->secure == DB_FLAG_YES ? "1" : rec->secure == DB_FLAG_NO ? "0" : "" },
+		{ "OS_IMAGE_FILENAME", rec->os_image_filename }, { "OS_IMAGE_SHA256", rec->os_image_sha256 },
+		{ "EEPROM_SIZE", m->esize }, { "EEPROM_JEDEC", m->ejedec },
+		{ "EEPROM_UNIQUE_ID", m->euid }, { "BOOTLOADER_BUILD_TIMESTAMP", m->bts },
 		{ "CUSTOMER_KEY_FINGERPRINT", fb->ctx->key_fingerprint },
 	};
 	struct hook_call call = {
 		.hooks_dir = config_get(cfg, "paths", "hooks_dir"), .prov = fb->prov,
 		.stage = HOOK_POST_FLASH, .timeout_s = (unsigned)config_get_int(cfg, "timeouts", "hook"),
-		.serial = fb->serial16, .family = NULL, .usb_path = job_port(fb->job),
+		.serial = fb->serial16, .usb_path = job_port(fb->job),
 		.fastboot_specifier = fb->serial16, .storage_type = fb->storage,
 		.storage_device = fb->disk, .fields = fields,
 		.n_fields = sizeof(fields) / sizeof(fields[0]),
 	};
 	struct hook_result hr;
-	r = hooks_run(&call, job_log(fb->job), &hr);
-	if (r < 0 || !hooks_result_ok(&hr))
-		return job_fail(fb->job, -EIO, "the post-flash hook failed (%s)", hooks_outcome_name(hr.outcome));
+	int r = hooks_run(&call, job_log(fb->job), &hr);
 
-	fb_oem(&p->f, "led PWR 0", 10000, NULL, NULL, 0);
-	return job_record_device(fb->job, &rec);
+	if (r < 0 || !hooks_result_ok(&hr))
+		return job_fail(fb->job, -EIO, "the post-flash hook failed (%s)",
+				r < 0 ? strerror(-r) : hooks_outcome_name(hr.outcome));
+	return job_record_device(fb->job, rec);
 }
 
 static int tree_hooks(void *usr, const char *boot_dir, struct art_err *err)
@@ -441,27 +450,29 @@ int flow_provision(struct flow_board *fb, struct transport *gadget)
 		if (r < 0)
 			goto out;
 	}
+	struct meta *m = calloc(1, sizeof(*m));
+	if (!m) {
+		r = -ENOMEM;
+		goto out;
+	}
+	gather(&p, &po, m);
+	fb_oem(&p.f, "led PWR 0", 10000, NULL, NULL, 0);
+	fb_fini(&p.f);
+	transport_close(gadget);
+	gadget = NULL;
 	if (fb->ctx->verify) {
 		char why[512] = "";
 
-		fb_fini(&p.f);
-		transport_close(gadget);
-		gadget = NULL;
 		r = fb->ctx->verify(fb->ctx->verify_usrptr, fb->job, fb->serial16, why, sizeof(why));
-		if (r < 0) {
-			job_fail(fb->job, r, "verification failed: %s", why);
-			goto out_closed;
-		}
-		/* The record needs the gadget's metadata: it is still on the port. */
-		r = job_wait_device(fb->job, USB_ROLE_GADGET, 1, &gadget);
 		if (r < 0)
-			goto out_closed;
-		fb_init(&p.f, gadget, NULL);
-		fb_set_callbacks(&p.f, info_log, NULL, &p);
+			job_fail(fb->job, r, "verification failed: %s", why);
 	}
-	r = record(&p, &po);
+	if (r == 0)
+		r = record(fb, m);
+	free(m);
 	if (r == 0)
 		job_state(fb->job, finished, NULL);
+	goto out_closed;
 out:
 	fb_fini(&p.f);
 out_closed:
