@@ -92,7 +92,8 @@ struct session {
 	enum vpi_fb_mode mode;
 	bool split;
 	uint8_t *buf;               /* download buffer */
-	size_t len;
+	size_t len;                 /* bytes staged (0 = empty) */
+	size_t cap;                 /* bytes allocated */
 	struct bmap_range *bmap;
 	uint32_t bmap_n, bmap_block;
 	char bmap_disk[32];
@@ -893,11 +894,17 @@ static int cmd_download(struct session *ss, struct args *a)
 
 	if (rc)
 		return rc < 0 ? rc : 0;
-	free(ss->buf);
+	/* Like the daemon's vector resize: keep the allocation between downloads
+	 * (a 256 MiB buffer is not faulted in again for every sparse piece). */
 	ss->len = 0;
-	ss->buf = malloc(size);
-	if (!ss->buf)
-		return FAIL(ss, "Couldn't download data");
+	if (ss->cap < size) {
+		free(ss->buf);
+		ss->cap = 0;
+		ss->buf = malloc(size);
+		if (!ss->buf)
+			return FAIL(ss, "Couldn't download data");
+		ss->cap = size;
+	}
 	rc = vpi_board_phase_enter(ss->b, "download");
 	if (rc)
 		return rc;
@@ -908,16 +915,14 @@ static int cmd_download(struct session *ss, struct args *a)
 		ssize_t n = ss->ch->read(ss->ch->usrptr, ss->buf + got, size - got);
 		if (n <= 0) {
 			/* The host vanished mid-download: the session ends. */
-			free(ss->buf);
-			ss->buf = NULL;
+			ss->len = 0;
 			return n < 0 ? (int)n : -ECONNRESET;
 		}
 		link_pace(ss, (size_t)n);
 		got += (size_t)n;
 		rc = vpi_board_phase_bytes(ss->b, (uint64_t)n);
 		if (rc) {
-			free(ss->buf);
-			ss->buf = NULL;
+			ss->len = 0;
 			return rc;
 		}
 	}
@@ -938,8 +943,6 @@ static int cmd_upload(struct session *ss, struct args *a)
 	n = ss->ch->write(ss->ch->usrptr, ss->buf, ss->len);
 	if (n != (ssize_t)ss->len)
 		return FAIL(ss, "Couldn't upload data");
-	free(ss->buf);
-	ss->buf = NULL;
 	ss->len = 0;
 	return OKAY(ss, "%s", "");
 }
@@ -996,7 +999,6 @@ static int cmd_flash(struct session *ss, struct args *a)
 	/* The partition is open: the buffer is consumed whatever happens next. */
 	buf = ss->buf;
 	len = ss->len;
-	ss->buf = NULL;
 	ss->len = 0;
 	rc = vpi_board_phase_enter(ss->b, "flash");
 	if (rc)
@@ -1042,7 +1044,6 @@ static int cmd_flash(struct session *ss, struct args *a)
 	kmsg(ss->st, "flash %s: %zu bytes%s", p, len, vpi_sparse_has_magic(buf, len) ? " (sparse)" : "");
 	rc = OKAY(ss, "Flashing succeeded");
 out:
-	free(buf);
 	return rc;
 }
 
@@ -1385,8 +1386,6 @@ static int oem_download_file(struct session *ss, struct args *a)
 	close(fd);
 	if (rc)
 		return FAIL(ss, "Error opening file, ERRNO: %d", rc);
-	free(ss->buf);
-	ss->buf = NULL;
 	ss->len = 0;
 	return OKAY(ss, "Write Successful!");
 }
@@ -1420,7 +1419,7 @@ static int oem_upload_file(struct session *ss, struct args *a)
 	close(fd);
 	free(ss->buf);
 	ss->buf = buf;
-	ss->len = (size_t)stt.st_size;
+	ss->len = ss->cap = (size_t)stt.st_size;
 	return OKAY(ss, "Write Successful!");
 }
 
@@ -1543,7 +1542,7 @@ static int oem_eeprom(struct session *ss, struct args *a, const char *verb)
 		hex(h, d, 32);
 		free(ss->buf);
 		ss->buf = img;
-		ss->len = len;
+		ss->len = ss->cap = len;
 		rc = INFO(ss, "eeprom-read: sha256=%s", h);
 		return rc ? rc : OKAY(ss, "eeprom-read: %zu bytes staged for upload", len);
 	}
