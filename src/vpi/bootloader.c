@@ -162,11 +162,9 @@ static int run_gadget(struct vpi_fw *fw)
 	if (r)
 		return r;
 	vpi_fw_set_state(fw, "gadget");
-	r = vpi_board_phase_enter(b, "gadget");
-	if (r)
-		return r;
-	if ((r = vpi_fw_check_stall(fw)) != 0)
-		return r;
+	/* the gadget core enters its phases ("gadget", "download", "flash") and
+	 * counts their bytes itself */
+	vpi_usbdev_set_phase_accounting(fw->dev, false);
 	ch.read = chan_read;
 	ch.write = chan_write;
 	ch.usrptr = fw->dev;

@@ -25,6 +25,7 @@ struct vpi_usbdev {
 	bool dead;
 	struct vpi_usbdesc desc;
 	struct vpi_board *board;
+	bool no_phase_accounting;
 
 	/* endpoint 0: one request in flight */
 	bool ctrl_posted, ctrl_taken;
@@ -254,7 +255,7 @@ out:
 	pthread_mutex_unlock(&dev->lock);
 	if (r)
 		return r;
-	if (dev->board && vpi_board_phase_bytes(dev->board, n) < 0)
+	if (dev->board && !dev->no_phase_accounting && vpi_board_phase_bytes(dev->board, n) < 0)
 		return -ENODEV;
 	return (int)n;
 }
@@ -308,9 +309,17 @@ int vpi_usbdev_bulk_write(struct vpi_usbdev *dev, const void *buf, size_t len, u
 	pthread_cond_broadcast(&dev->cond);
 out:
 	pthread_mutex_unlock(&dev->lock);
-	if (r == 0 && dev->board && vpi_board_phase_bytes(dev->board, len) < 0)
+	if (r == 0 && dev->board && !dev->no_phase_accounting &&
+	    vpi_board_phase_bytes(dev->board, len) < 0)
 		return -ENODEV;
 	return r ? r : (int)len;
+}
+
+void vpi_usbdev_set_phase_accounting(struct vpi_usbdev *dev, bool on)
+{
+	pthread_mutex_lock(&dev->lock);
+	dev->no_phase_accounting = !on;
+	pthread_mutex_unlock(&dev->lock);
 }
 
 int vpi_usbdev_sleep(struct vpi_usbdev *dev, unsigned ms)

@@ -57,6 +57,9 @@ int vpi_usbdev_bulk_read(struct vpi_usbdev *dev, void *buf, size_t len, unsigned
 int vpi_usbdev_bulk_read_full(struct vpi_usbdev *dev, void *buf, size_t len, unsigned timeout_ms);
 /* One bulk IN packet; returns when the host has taken all of it. */
 int vpi_usbdev_bulk_write(struct vpi_usbdev *dev, const void *buf, size_t len, unsigned timeout_ms);
+/* Whether device-side bulk bytes count against the board's phase (default
+ * on; off for the fastboot gadget, whose core accounts its own phases). */
+void vpi_usbdev_set_phase_accounting(struct vpi_usbdev *dev, bool on);
 /* Sleep @ms, or -ENODEV at once when the device is killed. */
 int vpi_usbdev_sleep(struct vpi_usbdev *dev, unsigned ms);
 
