@@ -160,8 +160,8 @@ static int do_check(struct cli *cli, int argc, char **argv)
 	if (rc)
 		return rc < 0 ? EXIT_OK : rc;
 	r = config_load(cli->config_path, &cli->paths, &c, &probs);
-	if (r == -ENOMEM || !c) {
-		fprintf(stderr, "config check: out of memory\n");
+	if (!c) {
+		fprintf(stderr, "config check: cannot load %s: %s\n", cli->config_path, strerror(-r));
 		rc = EXIT_FAILED;
 		goto out;
 	}
@@ -201,8 +201,8 @@ static int do_dump(struct cli *cli, int argc, char **argv)
 	if (rc)
 		return rc < 0 ? EXIT_OK : rc;
 	r = config_load(cli->config_path, &cli->paths, &c, &probs);
-	if (r == -ENOMEM || !c) {
-		fprintf(stderr, "config dump: out of memory\n");
+	if (!c) {
+		fprintf(stderr, "config dump: cannot load %s: %s\n", cli->config_path, strerror(-r));
 		rc = EXIT_FAILED;
 		goto out;
 	}

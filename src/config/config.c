@@ -450,9 +450,8 @@ static int config_handler(void *user, const char *section, const char *name, con
 	struct parse *ps = user;
 	const struct config_setting *s;
 	struct slot *slot;
-	char key[96];
-	const char *why;
-	int fi = -1;
+	char *key = NULL;
+	const char *why, *hash;
 
 	if (ps->err)
 		return 0;
@@ -463,25 +462,33 @@ static int config_handler(void *user, const char *section, const char *name, con
 	}
 	if (!ps->section_ok)
 		return 1; /* the unknown section was reported once */
-	snprintf(key, sizeof(key), "%.40s.%.40s", section, name);
+	if (asprintf(&key, "%s.%s", section, name) < 0) {
+		ps->err = -ENOMEM;
+		return 0;
+	}
 	s = config_setting_find(section, name);
 	if (!s) {
 		char *keys = section_keys(section);
 
 		problem(ps, ps->lineno, key, keys, false, "unknown key in [%s]", section);
 		free(keys);
-		return 1;
+		goto out;
 	}
-	if (strcmp(s->section, "family") == 0) {
-		fi = family_index(section + 7);
-		slot = &ps->c->fam[(size_t)fi * config_schema_len + row_index(s)];
-	} else {
+	if (strcmp(s->section, "family") == 0)
+		slot = &ps->c->fam[(size_t)family_index(section + 7) * config_schema_len + row_index(s)];
+	else
 		slot = &ps->c->main[row_index(s)];
-	}
 	if (slot->value) {
 		problem(ps, ps->lineno, key, NULL, false, "set twice (also on line %d); keep one",
 			slot->line);
-		return 1;
+		goto out;
+	}
+	/* inih ends a value only at " ;"; a " #" would silently become part of it. */
+	hash = strchr(value, '#');
+	if (hash && hash > value && isspace((unsigned char)hash[-1])) {
+		problem(ps, ps->lineno, key, NULL, false,
+			"'#' starts a comment only at the start of a line; after a value use ' ;'");
+		goto out;
 	}
 	why = config_check_value(s, value);
 	if (why) {
@@ -489,12 +496,14 @@ static int config_handler(void *user, const char *section, const char *name, con
 
 		problem(ps, ps->lineno, key, allowed, false, "'%s': %s", value, why);
 		free(allowed);
-		return 1;
+		goto out;
 	}
 	slot->value = s->type == CONFIG_PATH ? resolve_path(ps->c, value) : strdup(value);
 	if (!slot->value)
 		ps->err = -ENOMEM;
 	slot->line = ps->lineno;
+out:
+	free(key);
 	return 1;
 }
 
@@ -834,9 +843,10 @@ fail:
 	return NULL;
 }
 
-/* Parse @buf (when non-NULL) into a new config and validate it. */
-static int load(const char *name, const char *buf, size_t len, const struct paths *paths,
-		struct config **out, struct config_problems *probs)
+/* Parse @buf (when non-NULL) into a new config and validate it. @unreadable, when
+ * set, says why the file could not be read (reported first; defaults apply). */
+static int load(const char *name, const char *buf, size_t len, const char *unreadable,
+		const struct paths *paths, struct config **out, struct config_problems *probs)
 {
 	struct parse ps = { .probs = probs, .buf = buf, .len = len };
 	size_t before = probs ? probs->n : 0;
@@ -846,10 +856,12 @@ static int load(const char *name, const char *buf, size_t len, const struct path
 	if (!ps.c)
 		return -ENOMEM;
 	ps.section_ok = true; /* keys before any section are reported by the handler */
-	if (buf)
+	if (unreadable)
+		problem(&ps, 0, NULL, NULL, false, "%s", unreadable);
+	else if (buf)
 		ini_parse_stream(config_line_reader, &ps, config_handler, &ps);
 	if (!ps.err)
-		cross_checks(&ps);
+		cross_checks(&ps); /* even for a missing file: every problem shows at once */
 	*out = ps.c;
 	if (ps.err)
 		return ps.err;
@@ -862,64 +874,60 @@ static int load(const char *name, const char *buf, size_t len, const struct path
 int config_load_buffer(const char *name, const char *buf, size_t len, const struct paths *paths,
 		       struct config **out, struct config_problems *probs)
 {
-	return load(name, buf ? buf : "", buf ? len : 0, paths, out, probs);
+	return load(name, buf ? buf : "", buf ? len : 0, NULL, paths, out, probs);
 }
 
 int config_load(const char *path, const struct paths *paths, struct config **out,
 		struct config_problems *probs)
 {
-	struct parse ps = { .probs = probs };
-	char *buf = NULL;
+	char *buf = NULL, *why = NULL;
 	size_t len = 0;
 	struct stat st;
-	int fd = -1, rc;
+	int fd, rc;
 
 	*out = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)CONFIG_MAX_FILE) {
-		int e = fd < 0 ? errno : 0;
-
-		rc = load(path, NULL, 0, paths, out, NULL);
-		if (rc == -ENOMEM)
-			goto out;
-		ps.c = *out;
-		if (e == ENOENT)
-			problem(&ps, 0, NULL, NULL, false,
-				"file not found; create it (see provisioner.ini.example, or `config import` "
-				"for the peer's config) or pass --config FILE");
-		else if (e)
-			problem(&ps, 0, NULL, NULL, false, "cannot open: %s", strerror(e));
-		else
-			problem(&ps, 0, NULL, NULL, false, "not a regular text file of at most %u bytes",
-				CONFIG_MAX_FILE);
-		/* Still apply the rules, so every problem shows at once. */
-		if (!ps.err)
-			cross_checks(&ps);
-		rc = ps.err ? ps.err : -EINVAL;
-		goto out;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
+	if (fd < 0 && errno == ENOENT)
+		rc = asprintf(&why, "file not found; create it (see provisioner.ini.example, or "
+			      "`config import` for the peer's config) or pass --config FILE");
+	else if (fd < 0)
+		rc = asprintf(&why, "cannot open: %s", strerror(errno));
+	else if (fstat(fd, &st) < 0)
+		rc = asprintf(&why, "cannot stat: %s", strerror(errno));
+	else if (!S_ISREG(st.st_mode) || st.st_size > (off_t)CONFIG_MAX_FILE)
+		rc = asprintf(&why, "not a regular text file of at most %u bytes", CONFIG_MAX_FILE);
+	else
+		rc = 0;
+	if (rc < 0) {
+		why = NULL;
 		rc = -ENOMEM;
 		goto out;
 	}
-	while (len < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = -errno;
+	if (!why) {
+		buf = malloc((size_t)st.st_size + 1);
+		if (!buf) {
+			rc = -ENOMEM;
 			goto out;
 		}
-		if (r == 0)
-			break;
-		len += (size_t)r;
+		while (len < (size_t)st.st_size) {
+			ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				rc = -errno;
+				goto out;
+			}
+			if (r == 0)
+				break;
+			len += (size_t)r;
+		}
 	}
-	rc = load(path, buf, len, paths, out, probs);
+	rc = load(path, buf, len, why, paths, out, probs);
 out:
 	if (fd >= 0)
 		close(fd);
 	free(buf);
+	free(why);
 	return rc;
 }

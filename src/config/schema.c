@@ -112,6 +112,9 @@ const struct config_setting config_schema[] = {
 	{ "paths", "gadget_image", PATH, "/var/lib/rpi-sb-provisioner/fastboot-gadget.img",
 	  "fastboot gadget boot image sent to boards in bootstrap",
 	  NULL, 0, NULL, false, false, false },
+	{ "paths", "cryptroot_initramfs", PATH, "/var/lib/rpi-sb-provisioner/cryptroot_initramfs",
+	  "pre-boot authentication initramfs put into the boot image (secure-boot, fde-only)",
+	  NULL, 0, NULL, false, false, false },
 
 	{ "timeouts", "bootstrap", INT(10, 3600), "120",
 	  "seconds for the bootstrap phase (rpiboot, EEPROM, OTP)",
@@ -270,11 +273,13 @@ int config_schema_markdown(FILE *f)
 	      "The station reads one INI file, by default `/etc/rpi-sb-provisioner/provisioner.ini`\n"
 	      "(`--config FILE` to use another; `--root DIR` relocates every default path below).\n"
 	      "Lines are `key = value` under a `[section]`; `#` or `;` start a comment line, and\n"
-	      "` ;` (space, semicolon) starts a comment after a value. An unknown section or key is\n"
-	      "an error, never ignored. A relative path is taken relative to the directory of the\n"
-	      "configuration file. Check a file with `rpi-sb-provisioner config check`, see the\n"
-	      "effective values and where each came from with `config dump`, and convert the\n"
-	      "peer's `/etc/rpi-sb-provisioner/config` with `config import FILE`.\n\n"
+	      "` ;` (space, semicolon) starts a comment after a value (` #` there is an error, as\n"
+	      "it would silently become part of the value). An unknown section or key is an\n"
+	      "error, never ignored; so is a setting given twice. A relative path is taken\n"
+	      "relative to the directory of the configuration file.\n\n"
+	      "Check a file with `rpi-sb-provisioner config check`, see the effective values and\n"
+	      "where each came from with `config dump`, and convert the peer's\n"
+	      "`/etc/rpi-sb-provisioner/config` with `config import FILE`.\n\n"
 	      "Legend: **secret** values print as `(set)`; **OTP** settings are burned into the\n"
 	      "board and can never be undone; **required** settings have no usable default.\n", f);
 	for (size_t i = 0; i < config_schema_len; i++) {

@@ -301,6 +301,14 @@ static void test_lines_inih_would_misread(void **state)
 	assert_string_equal(config_get(c, "station", "id"), "station-1");
 	config_free(c);
 	config_problems_free(&p);
+
+	/* inih keeps " # ..." in the value: refused, never silently part of a path */
+	assert_int_equal(config_load_buffer("t.ini", "[station]\nid = bench # A\nhold = none ; ok\n", 42,
+					    NULL, &c, &p), -EINVAL);
+	assert_non_null(strstr(find_problem(&p, "station.id", 2)->message, "' ;'"));
+	assert_string_equal(config_get(c, "station", "hold"), "none");
+	config_free(c);
+	config_problems_free(&p);
 }
 
 static void test_family_overrides(void **state)
