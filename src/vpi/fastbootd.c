@@ -1239,6 +1239,33 @@ static int oem_cryptopen(struct session *ss, struct args *a)
 	return OKAY(ss, "LUKS device opened successfully");
 }
 
+static int oem_cryptsetpassword(struct session *ss, struct args *a)
+{
+	char pass[VPI_LUKS_PASSPHRASE_LEN + 1];
+	const char *dev, *user;
+	struct node n;
+	int rc;
+
+	if (a->n - 2 != 2)
+		return FAIL(ss, "Usage: oem cryptsetpassword <block_device> <passphrase>");
+	dev = a->v[2];
+	user = a->v[3];
+	if (board_pass(ss, pass))
+		return FAIL(ss, "Cannot generate LUKS key - unsupported device type");
+	if (bad_node_name(dev) || node_open(ss->st, dev, &n) || n.map)
+		rc = -ENOENT;
+	else
+		rc = vpi_luks_set_user_passphrase(ss->st->s, n.start, n.size, pass, VPI_LUKS_PASSPHRASE_LEN,
+						  user, strlen(user), vpi_board_state_dir(ss->b));
+	memset(pass, 0, sizeof(pass));
+	if (rc) {
+		kmsg(ss->st, "cryptsetpassword /dev/%s: %s", dev, strerror(-rc));
+		return FAIL(ss, "%s", *user ? "Failed to set user passphrase" : "Failed to remove user passphrase");
+	}
+	kmsg(ss->st, "cryptsetpassword /dev/%s: keyslot 1 %s", dev, *user ? "set" : "removed");
+	return OKAY(ss, "%s", *user ? "User passphrase set successfully" : "User passphrase removed");
+}
+
 static int oem_fwcrypto(struct session *ss, struct args *a)
 {
 	const char *sub = a->n >= 3 ? a->v[2] : NULL;
@@ -1585,6 +1612,8 @@ static int cmd_oem(struct session *ss, const char *cmd)
 		rc = oem_cryptinit(ss, &a);
 	else if (strcmp(sub, "cryptopen") == 0)
 		rc = oem_cryptopen(ss, &a);
+	else if (strcmp(sub, "cryptsetpassword") == 0)
+		rc = oem_cryptsetpassword(ss, &a);
 	else if (strcmp(sub, "fwcrypto") == 0)
 		rc = oem_fwcrypto(ss, &a);
 	else if (strcmp(sub, "led") == 0)

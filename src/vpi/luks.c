@@ -287,6 +287,57 @@ out:
 	return rc;
 }
 
+int vpi_luks_set_user_passphrase(struct vpi_storage *s, uint64_t part_off, uint64_t part_size,
+				 const char *pass, size_t pass_len, const char *user, size_t user_len,
+				 const char *tmpdir)
+{
+	struct crypt_device *cd = NULL;
+	struct crypt_pbkdf_type pbkdf;
+	char *path = NULL, vk[VPI_LUKS_VK_BYTES];
+	size_t vk_len = sizeof(vk);
+	int fd = -1, rc;
+
+	rc = load_header(s, part_off, part_size, tmpdir, &cd, &path);
+	if (rc)
+		return rc;
+	rc = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, vk, &vk_len, pass, pass_len);
+	if (rc < 0) {
+		rc = -EPERM;
+		goto out;
+	}
+	if (crypt_keyslot_status(cd, 1) == CRYPT_SLOT_ACTIVE ||
+	    crypt_keyslot_status(cd, 1) == CRYPT_SLOT_ACTIVE_LAST) {
+		rc = crypt_keyslot_destroy(cd, 1);
+		if (rc < 0)
+			goto out;
+	} else if (user_len == 0) {
+		rc = -ENOENT;   /* nothing to remove */
+		goto out;
+	}
+	if (user_len) {
+		set_pbkdf(&pbkdf);
+		rc = crypt_set_pbkdf_type(cd, &pbkdf);
+		if (rc >= 0)
+			rc = crypt_keyslot_add_by_volume_key(cd, 1, vk, vk_len, user, user_len);
+		if (rc < 0)
+			goto out;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = copy_region(s, part_off, fd, crypt_get_data_offset(cd) * 512u, true);
+out:
+	if (fd >= 0)
+		close(fd);
+	crypt_free(cd);
+	unlink(path);
+	free(path);
+	mbedtls_platform_zeroize(vk, sizeof(vk));
+	return rc < 0 ? rc : 0;
+}
+
 int vpi_luks_open(struct vpi_storage *s, uint64_t part_off, uint64_t part_size,
 		  const char *pass, size_t pass_len, const char *tmpdir, struct vpi_luks_map **out)
 {

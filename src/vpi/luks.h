@@ -36,6 +36,13 @@ int vpi_luks_format(struct vpi_storage *s, uint64_t part_off, uint64_t part_size
 		    const char *tmpdir, uint8_t vk_out[VPI_LUKS_VK_BYTES],
 		    struct vpi_luks_format_result *res);
 
+/* oem cryptsetpassword: replace keyslot 1 with @user (authorised by @pass,
+ * the derived key), or destroy slot 1 when @user_len is 0. The header is
+ * written back to the partition. -EPERM when @pass does not unlock. */
+int vpi_luks_set_user_passphrase(struct vpi_storage *s, uint64_t part_off, uint64_t part_size,
+				 const char *pass, size_t pass_len, const char *user, size_t user_len,
+				 const char *tmpdir);
+
 /* An opened container: the plaintext view of its data segment. */
 struct vpi_luks_map;
 

@@ -494,6 +494,9 @@ static void test_luks_flow(void **state)
 	qdl(f, data, 1u << 20);
 	qc(f, "flash:mmcblk0p2");                        /* busy: buffer kept */
 	qc(f, "flash:mapper/cryptroot");
+	qc(f, "oem cryptsetpassword mmcblk0p2 operator-secret");
+	qc(f, "oem cryptsetpassword mmcblk0p2");
+	qc(f, "oem cryptsetpassword mmcblk0p1 x");
 	qc(f, "oem fwcrypto sign-hash 00");
 	qc(f, "oem fwcrypto sign-hash 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg");
 	qc(f, "oem fwcrypto frob");
@@ -527,6 +530,9 @@ static void test_luks_flow(void **state)
 	next(f, "OKAY");
 	next(f, "FAILopen(/dev/mmcblk0p2, O_WRONLY|O_DIRECT) failed: Device or resource busy");
 	next(f, "OKAYFlashing succeeded");
+	next(f, "OKAYUser passphrase set successfully");
+	next(f, "FAILUsage: oem cryptsetpassword <block_device> <passphrase>");
+	next(f, "FAILFailed to set user passphrase");      /* p1 holds no LUKS */
 	next(f, "FAILDigest must be exactly 64 hex characters (SHA-256)");
 	next(f, "FAILInvalid hex character in digest");
 	next(f, "FAILUnknown fwcrypto subcommand. Use 'status', 'init', or 'sign-hash'");
@@ -544,6 +550,16 @@ static void test_luks_flow(void **state)
 	assert_memory_equal(back, data, 1u << 20);
 	vpi_luks_reader_close(r);
 	assert_int_equal(vpi_luks_unlock_check(f->b, "mmcblk0p2", "0000", 4), -EPERM);
+	/* Keyslot 1 opens with the user passphrase; removing it closes that door. */
+	assert_int_equal(vpi_luks_unlock_check(f->b, "mmcblk0p2", "operator-secret", 15), 0);
+	clear(f);
+	qc(f, "oem cryptsetpassword mmcblk0p2 ");
+	qc(f, "oem cryptsetpassword mmcblk0p2 ");
+	assert_int_equal(serve(f), VPI_FB_END_CLOSED);
+	next(f, "OKAYUser passphrase removed");
+	next(f, "FAILFailed to remove user passphrase");
+	assert_int_equal(vpi_luks_unlock_check(f->b, "mmcblk0p2", "operator-secret", 15), -EPERM);
+	assert_int_equal(vpi_luks_unlock_check(f->b, "mmcblk0p2", NULL, 0), 0);
 	free(data);
 	free(back);
 }
