@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,11 +58,37 @@ static int parse_config_opt(struct cli *cli, int argc, char **argv)
 	return 0;
 }
 
+/* Problems in file order: by file as found, then by line, the ones without a line last. */
 static void print_problems(const struct config_problems *p, bool warnings)
 {
-	for (size_t i = 0; i < p->n; i++)
-		if (p->v[i].warning == warnings)
-			config_problem_print(stderr, &p->v[i]);
+	const struct config_problem **order = calloc(p->n ? p->n : 1, sizeof(*order));
+	size_t n = 0;
+
+	if (!order) {
+		for (size_t i = 0; i < p->n; i++)
+			if (p->v[i].warning == warnings)
+				config_problem_print(stderr, &p->v[i]);
+		return;
+	}
+	for (size_t i = 0; i < p->n; i++) {
+		const struct config_problem *pr = &p->v[i];
+		size_t j = n;
+
+		if (pr->warning != warnings)
+			continue;
+		/* stable insertion: move later-sorting entries of the same file up */
+		while (j > 0 && strcmp(order[j - 1]->file, pr->file) == 0 &&
+		       (order[j - 1]->line == 0 ? INT_MAX : order[j - 1]->line) >
+		       (pr->line == 0 ? INT_MAX : pr->line)) {
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = pr;
+		n++;
+	}
+	for (size_t i = 0; i < n; i++)
+		config_problem_print(stderr, order[i]);
+	free(order);
 }
 
 static void human_size(char *buf, size_t len, unsigned long long bytes)

@@ -319,6 +319,17 @@ int config_schema_markdown(FILE *f)
 	fputs("\n## Rules across settings\n\n`config check` also applies these rules (and reports every broken one):\n\n", f);
 	for (size_t i = 0; i < config_rules_len; i++)
 		fprintf(f, "- %s\n", config_rules[i]);
+	fputs("\n## For contributors\n\n"
+	      "Every setting is one row of `config_schema[]` in `src/config/schema.c` (type, allowed\n"
+	      "values or range, default, help, peer variable, secret, OTP); the loader, validator,\n"
+	      "`config dump`, `config import` and this page all read that table. To add a setting,\n"
+	      "add a row, read it with `config_get()` / `config_get_int()` / `config_get_bool()` /\n"
+	      "`config_get_for_family()` (`src/config/config.h`), and regenerate this page and\n"
+	      "`conf/provisioner.ini.example` with `config schema --markdown` and `--ini`.\n"
+	      "`goldimage_check()` (`src/config/goldimage.h`) is the image check, reusable before\n"
+	      "anything is erased. `scripts/make-gold-image.sh OUT.img [SIZE_MB]` builds a small,\n"
+	      "deterministic pi-gen style image without root for tests and rehearsals. The port\n"
+	      "allow-list is described in `doc/allowlist.md`.\n", f);
 	return ferror(f) ? -EIO : 0;
 }
 
