@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,10 +51,11 @@ static void __attribute__((noreturn)) writer(const char *path, int progress, uns
 		struct db_attempt_start a = { .usb_port = "1-1.2", .mode = DB_MODE_SECURE_BOOT,
 					      .station_id = "crash", .image_sha256 = "aa" };
 
-#define STEP(call) do { \
-	if (write(progress, "x", 1) != 1) _exit(4); \
+#define MARKED_STEP(mark, call) do { \
+	if (write(progress, mark, 1) != 1) _exit(4); \
 	if ((call) < 0) _exit(5); \
 } while (0)
+#define STEP(call) MARKED_STEP("x", call)
 		/* 11 boards, so many are reprovisioned (the update path). */
 		snprintf(serial, sizeof(serial), "%016x", 0x10000000u + (unsigned)(rand() % 11));
 		STEP(db_attempt_begin(db, &a, &id));
@@ -76,9 +78,11 @@ static void __attribute__((noreturn)) writer(const char *path, int progress, uns
 			.connect_registered = DB_FLAG_NULL, .os_image_filename = image,
 			.station_id = "crash", .usb_port = "1-1.2",
 		};
-		STEP(db_device_record(db, id, &rec));
+		/* 'R': the parent may aim its kill at this transaction. */
+		MARKED_STEP("R", db_device_record(db, id, &rec));
 		STEP(db_event(db, id, serial, "1-1.2", DB_EVENT_SB_PROVISIONER_FINISHED, NULL));
 #undef STEP
+#undef MARKED_STEP
 	}
 }
 
@@ -191,8 +195,12 @@ static void test_sigkill_rounds(void **state)
 
 	for (int round = 1; round <= ROUNDS; round++) {
 		int pfd[2];
-		int steps = 8 + rand() % 60;  /* kill after this many steps (a step ~ one fsync) */
-		char buf[64];
+		/* Odd rounds: kill after a random number of steps (a step is about one
+		 * fsync). Even rounds: kill just as the child starts its n-th board
+		 * record, the transaction that must be all or nothing. */
+		bool aim = round % 2 == 0;
+		int want = aim ? 1 + rand() % 4 : 8 + rand() % 60;
+		char c = 0;
 		pid_t pid;
 		int status;
 
@@ -204,12 +212,11 @@ static void test_sigkill_rounds(void **state)
 			writer(path, pfd[1], seed + (unsigned)round);
 		}
 		close(pfd[1]);
-		for (int got = 0; got < steps;) {
-			ssize_t n = read(pfd[0], buf, (size_t)(steps - got) < sizeof(buf) ?
-					 (size_t)(steps - got) : sizeof(buf));
-			if (n <= 0)
+		for (int got = 0; got < want;) {
+			if (read(pfd[0], &c, 1) != 1)
 				fail_msg("round %d: the writer stopped by itself", round);
-			got += (int)n;
+			if (!aim || c == 'R')
+				got++;
 		}
 		assert_int_equal(kill(pid, SIGKILL), 0);
 		assert_int_equal(waitpid(pid, &status, 0), pid);
