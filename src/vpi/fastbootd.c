@@ -1595,6 +1595,28 @@ static int oem_eeprom(struct session *ss, struct args *a, const char *verb)
 	return OKAY(ss, "eeprom-update: %s written (%zu bytes)", dev, ss->len);
 }
 
+/* Preconditions as the daemon checks them; the hash tree itself is not
+ * modelled (doc/virtual-pi-gadget.md, known gaps). */
+static int oem_veritysetup(struct session *ss, struct args *a)
+{
+	const char *slot;
+	size_t sl;
+	struct node n;
+
+	if (a->n - 2 != 2)
+		return FAIL(ss, "Usage: oem veritysetup <device_name> <slot>");
+	if (bad_node_name(a->v[2]) || node_open(ss->st, a->v[2], &n))
+		return FAIL(ss, "Cannot open device /dev/%s", a->v[2]);
+	slot = a->v[3];
+	sl = strlen(slot);
+	bool ok = strncmp(slot, "system-", 7) == 0 && sl > 7 && sl <= 7 + 14;
+	for (size_t i = 7; ok && i < sl; i++)
+		ok = (slot[i] >= 'a' && slot[i] <= 'z') || (slot[i] >= '0' && slot[i] <= '9');
+	if (!ok)
+		return FAIL(ss, "invalid slot name (expected ^system-[a-z0-9]{1,14}$): %s", slot);
+	return FAIL(ss, "VERITY_SETUP: dm-verity is not modelled by the virtual Pi");
+}
+
 static int cmd_oem(struct session *ss, const char *cmd)
 {
 	struct args a;
@@ -1637,6 +1659,8 @@ static int cmd_oem(struct session *ss, const char *cmd)
 		rc = a.n < 4 ? FAIL(ss, "Usage: oem mount <device> <mountpoint> [fstype]")
 			     : FAIL(ss, "Mount failed for /dev/%s on %s: %s", a.v[2], a.v[3],
 				    "file systems are not mounted by the virtual Pi");
+	else if (strcmp(sub, "veritysetup") == 0)
+		rc = oem_veritysetup(ss, &a);
 	else if (strcmp(sub, "verityappend") == 0)
 		rc = FAIL(ss, "Cannot get device size");   /* as coded in the real daemon */
 	else if (strcmp(sub, "idpinit") == 0)

@@ -586,6 +586,8 @@ static void test_oem_misc(void **state)
 	qc(f, "oem idpdone");
 	qc(f, "oem umount /mnt");
 	qc(f, "oem verityappend mmcblk0p2 100 system-a");
+	qc(f, "oem veritysetup mmcblk0 System-A");
+	qc(f, "oem veritysetup mmcblk0");
 	qc(f, "oem bmap-verify mmcblk0");
 	qc(f, "oem bmap-load mmcblk0");
 	qc(f, "boot");
@@ -622,6 +624,8 @@ static void test_oem_misc(void **state)
 	next(f, "OKAYIDP:not initialised");
 	next(f, "FAILUnmount failed for /mnt: Invalid argument");
 	next(f, "FAILCannot get device size");
+	next(f, "FAILinvalid slot name (expected ^system-[a-z0-9]{1,14}$): System-A");
+	next(f, "FAILUsage: oem veritysetup <device_name> <slot>");
 	next(f, "FAILbmap-verify: no bmap loaded; run oem bmap-load first");
 	next(f, "FAILbmap-load: download buffer too small for header");
 	next(f, "FAILUnrecognized command boot");
