@@ -13,11 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#if __has_include(<sparse/sparse.h>)
-#include <sparse/sparse.h>
-#else
-#include <android/sparse/sparse.h>
-#endif
+#include <sparse/sparse.h> /* libsparse; configure adds its include dir */
 
 #define READ_CHUNK (1u << 20)
 #define RUN_MAX (64u << 20) /* libsparse lengths are unsigned int: keep runs well below */

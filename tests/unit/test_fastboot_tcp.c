@@ -26,11 +26,7 @@
 #include "proto/sparse.h"
 #include "transport/tcp.h"
 
-#if __has_include(<sparse/sparse.h>)
-#include <sparse/sparse.h>
-#else
-#include <android/sparse/sparse.h>
-#endif
+#include <sparse/sparse.h> /* libsparse; configure adds its include dir */
 
 /* ---- the sink ---- */
 

@@ -18,11 +18,7 @@
 
 #include "proto/sparse.h"
 
-#if __has_include(<sparse/sparse.h>)
-#include <sparse/sparse.h>
-#else
-#include <android/sparse/sparse.h>
-#endif
+#include <sparse/sparse.h> /* libsparse; configure adds its include dir */
 
 static char dir[64];
 
