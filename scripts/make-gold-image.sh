@@ -117,10 +117,17 @@ ln -s hello "$root/usr/bin/hello-symlink"
 printf '# ~/.bashrc\nalias ll="ls -l"\n' >"$root/home/pi/.bashrc"
 for kver in "$KVER_2712" "$KVER_V8"; do
 	mdir="$root/usr/lib/modules/$kver"
-	mkdir -p "$mdir/kernel/drivers/net/usb" "$mdir/kernel/fs/vfat"
+	mkdir -p "$mdir/kernel/drivers/net/usb" "$mdir/kernel/fs/vfat" "$mdir/kernel/drivers/md" \
+		"$mdir/kernel/crypto"
 	stand_in 3072 "KO r8152 $kver" >"$mdir/kernel/drivers/net/usb/r8152.ko"
 	stand_in 2048 "KO vfat $kver" >"$mdir/kernel/fs/vfat/vfat.ko"
-	printf 'kernel/drivers/net/usb/r8152.ko:\nkernel/fs/vfat/vfat.ko: kernel/fs/fat/fat.ko\n' >"$mdir/modules.dep"
+	# What the cryptroot initramfs needs (the peer's kernel_modules.list);
+	# aes and xchacha12 are built in or aliases on Raspberry Pi kernels.
+	stand_in 4096 "KO dm-crypt $kver" >"$mdir/kernel/drivers/md/dm-crypt.ko"
+	for m in algif_skcipher xts adiantum nhpoly1305; do
+		stand_in 1024 "KO $m $kver" >"$mdir/kernel/crypto/$m.ko"
+	done
+	printf 'kernel/drivers/net/usb/r8152.ko:\nkernel/fs/vfat/vfat.ko: kernel/fs/fat/fat.ko\nkernel/drivers/md/dm-crypt.ko:\nkernel/crypto/algif_skcipher.ko:\nkernel/crypto/xts.ko:\nkernel/crypto/adiantum.ko: kernel/crypto/nhpoly1305.ko\nkernel/crypto/nhpoly1305.ko:\n' >"$mdir/modules.dep"
 done
 chmod 0755 "$root/usr/bin/hello"
 chmod 4755 "$root/usr/bin/suid-helper"
@@ -156,8 +163,10 @@ done
 mcopy -m -i "$fat" "$boot/overlays/README" ::/overlays/README
 
 # ---- ext4 root partition
+# resize=: room to grow to a 64 GiB card as a real pi-gen image can (resize2fs
+# 1.47 cannot grow a tiny file system past its reserved GDT blocks).
 mke2fs -q -F -t ext4 -b 4096 -I 256 -L rootfs -U "$ROOT_UUID" \
-	-E "offset=$((root_start * 512)),hash_seed=$HASH_SEED,root_owner=0:0" \
+	-E "offset=$((root_start * 512)),hash_seed=$HASH_SEED,root_owner=0:0,resize=16777216" \
 	-d "$root" "$tmpimg" $((root_sectors / 8)) >/dev/null
 # Owners (mke2fs -d copied the builder's uid), time stamps it cannot copy
 # (ctime), and an extended attribute, all through debugfs.
