@@ -283,7 +283,9 @@ static void sh(const char *fmt, ...)
 static void make_gold(const char *dir)
 {
 	sh("set -e; cd %s; mkdir -p root/etc root/usr/bin root/home/pi; "
-	   "echo raspberrypi > root/etc/hostname; head -c 300000 /dev/urandom > root/usr/bin/tool; "
+	   "echo raspberrypi > root/etc/hostname; "
+	   "python3 -c \"import os; os.setxattr('root/etc/hostname', 'user.test', b'abc')\"; "
+	   "head -c 300000 /dev/urandom > root/usr/bin/tool; "
 	   "chmod 4755 root/usr/bin/tool; ln -s /etc/hostname root/etc/link; "
 	   "truncate -s 70000 root/home/pi/sparse; echo x | dd of=root/home/pi/sparse bs=1 "
 	   "seek=40000 conv=notrunc 2>/dev/null; "
@@ -329,10 +331,17 @@ static void test_firstboot_plain(void **state)
 	assert_false(r.encrypted);
 	assert_false(r.signed_boot);
 	assert_true(r.entries_compared >= 8);
+	/* an extended attribute changed: the tree check names the file */
+	sh("cd %s && cp root.ext4 r2.ext4 && debugfs -w -R 'ea_set /etc/hostname user.test xyz' "
+	   "r2.ext4 >/dev/null 2>&1 && dd if=r2.ext4 of=%s bs=1M seek=17 conv=notrunc 2>/dev/null",
+	   d, vpi_board_storage_path(b));
+	assert_int_equal(vpi_board_power_on(b, gold, &r), 0);
+	assert_false(r.tree_ok);
+	assert_non_null(strstr(r.reason, "/etc/hostname: extended attributes differ"));
 	/* one changed byte in a file: the tree check names it */
-	sh("cd %s && printf 'Z' > z && debugfs -w -R 'rm /etc/hostname' root.ext4 >/dev/null 2>&1 && "
-	   "echo raspberrypX > h && debugfs -w -R 'write h /etc/hostname' root.ext4 >/dev/null 2>&1 && "
-	   "dd if=root.ext4 of=%s bs=1M seek=17 conv=notrunc 2>/dev/null", d,
+	sh("cd %s && cp root.ext4 r3.ext4 && debugfs -w -R 'rm /etc/hostname' r3.ext4 >/dev/null 2>&1 && "
+	   "echo raspberrypX > h && debugfs -w -R 'write h /etc/hostname' r3.ext4 >/dev/null 2>&1 && "
+	   "dd if=r3.ext4 of=%s bs=1M seek=17 conv=notrunc 2>/dev/null", d,
 	   vpi_board_storage_path(b));
 	assert_int_equal(vpi_board_power_on(b, gold, &r), 0);
 	assert_false(r.pass);

@@ -600,6 +600,17 @@ static void gadget_flow(struct rig *r, bool good_sig, bool *gadget_seen)
 		assert_int_equal(t->ep_in, 0x81);
 		assert_int_equal(transport_control(t, &gd, dd, 100), 18);
 		assert_int_equal(dd[12] | dd[13] << 8, 0x0100);
+		/* the gadget answers fastboot over the bulk pipe */
+		{
+			char resp[300];
+			int n;
+			assert_int_equal(transport_bulk_out(t, "getvar:serialno", 15, 1000), 15);
+			n = transport_bulk_in(t, resp, sizeof(resp) - 1, 2000);
+			assert_true(n > 4);
+			resp[n] = '\0';
+			assert_int_equal(strncmp(resp, "OKAY", 4), 0);
+			assert_string_equal(resp + 4, want);
+		}
 		transport_close(t);
 	}
 	free(bsig);
@@ -667,6 +678,38 @@ static void test_duplicate_descriptor(void **state)
 	assert_int_equal(transport_control(t, &ann, NULL, 50), -ETIMEDOUT);
 	transport_close(t);
 	free(devs);
+	rig_close(&r);
+}
+
+static void slow_enum(struct vpi_board_opts *o)
+{
+	o->faults.slow_enum_ms = 300;
+}
+
+/* slow-enum: stage 2 appears no earlier than the delay after the upload. */
+static void test_slow_enumeration(void **state)
+{
+	struct rig r;
+	uint8_t *rb;
+	size_t rl;
+	double t0;
+	struct transport *t;
+	unsigned addr;
+	int err;
+
+	(void)state;
+	rig_open(&r, "cm4", slow_enum);
+	rig_plug(&r);
+	rb = recovery_bin(0x2711, false, &rl);
+	t = open_rom(&r, &addr);
+	assert_int_equal(tl_rom_upload(t, rb, rl, NULL), 0);
+	transport_close(t);
+	t0 = now_s();
+	t = open_stage2(&r, addr, 3000, &err);
+	assert_non_null(t);
+	assert_true(now_s() - t0 >= 0.25);
+	transport_close(t);
+	free(rb);
 	rig_close(&r);
 }
 
@@ -826,6 +869,7 @@ int main(void)
 		cmocka_unit_test(test_signed_boot_gadget),
 		cmocka_unit_test(test_duplicate_descriptor),
 		cmocka_unit_test(test_unplug_mid_recovery),
+		cmocka_unit_test(test_slow_enumeration),
 		cmocka_unit_test(test_stall_rom),
 		cmocka_unit_test(test_link_rate),
 		cmocka_unit_test(test_hotplug_eventfd),
