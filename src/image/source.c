@@ -148,9 +148,13 @@ static int decompress_zstd(int in, int out, uint64_t *pos, struct art_err *err)
 		ZSTD_inBuffer zi = {ib, 0, 0};
 		ZSTD_outBuffer zo = {ob, IO_BUF, 0};
 
-		last = ZSTD_decompressStream(z, &zo, &zi);
-		if (ZSTD_isError(last) || zo.pos == 0)
+		size_t r = ZSTD_decompressStream(z, &zo, &zi);
+
+		/* with no input left, a finished decoder only hints at the next
+		 * frame's header size: that is not a truncation */
+		if (ZSTD_isError(r) || zo.pos == 0)
 			break;
+		last = r;
 		rc = write_holey(out, ob, zo.pos, pos);
 		if (rc)
 			goto out;
