@@ -298,6 +298,9 @@ static const char *line_syntax(const char *l, size_t n, struct parse *ps)
 		const char *close = memchr(l, ']', n);
 		size_t i;
 
+		/* After a broken header the keys below belong to no known section: they
+		 * are skipped rather than filed under the previous one. */
+		ps->section_ok = false;
 		if (!close)
 			return "section header without a closing ']'";
 		for (i = (size_t)(close - l) + 1; i < n && isspace((unsigned char)l[i]); i++)

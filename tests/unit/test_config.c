@@ -302,6 +302,16 @@ static void test_lines_inih_would_misread(void **state)
 	config_free(c);
 	config_problems_free(&p);
 
+	/* keys under a broken header are not filed under the previous section */
+	assert_int_equal(config_load_buffer("t.ini", "[station]\nmode = naked\n[image] x\nid = y\n", 40,
+					    NULL, &c, &p), -EINVAL);
+	find_problem(&p, NULL, 3);
+	assert_string_equal(config_get(c, "station", "id"), "station-1");
+	for (size_t i = 0; i < p.n; i++)
+		assert_int_not_equal(p.v[i].line, 4);
+	config_free(c);
+	config_problems_free(&p);
+
 	/* inih keeps " # ..." in the value: refused, never silently part of a path */
 	assert_int_equal(config_load_buffer("t.ini", "[station]\nid = bench # A\nhold = none ; ok\n", 42,
 					    NULL, &c, &p), -EINVAL);
