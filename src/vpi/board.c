@@ -890,8 +890,10 @@ int vpi_board_phase_bytes(struct vpi_board *b, uint64_t n)
 {
 	bool fire = false;
 	uint64_t at = 0;
+	char phase[32];
 
 	pthread_mutex_lock(b->lock);
+	snprintf(phase, sizeof(phase), "%s", b->phase);
 	if (!b->unplugged && b->opts.faults.unplug_phase[0] &&
 	    strcmp(b->opts.faults.unplug_phase, b->phase) == 0 &&
 	    b->phase_bytes < b->opts.faults.unplug_offset &&
@@ -902,7 +904,7 @@ int vpi_board_phase_bytes(struct vpi_board *b, uint64_t n)
 	b->phase_bytes += n;
 	pthread_mutex_unlock(b->lock);
 	if (fire) {
-		vpi_log(b, "fault: unplug at byte %" PRIu64 " of phase %s", at, b->phase);
+		vpi_log(b, "fault: unplug at byte %" PRIu64 " of phase %s", at, phase);
 		fire_unplug(b);
 	}
 	return vpi_board_unplugged(b) ? -ENODEV : 0;

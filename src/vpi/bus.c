@@ -457,15 +457,19 @@ static struct port *fw_port(struct vpi_fw *fw)
 void vpi_fw_leave(struct vpi_fw *fw)
 {
 	struct port *p = fw_port(fw);
+	struct vpi_usbdev *dev;
 	bool any;
 
+	/* fw->dev changes only under the bus lock: detach and the unplug hook
+	 * read it from other threads */
 	pthread_mutex_lock(&fw->bus->lock);
 	any = remove_devs_locked(p);
+	dev = fw->dev;
+	fw->dev = NULL;
 	pthread_mutex_unlock(&fw->bus->lock);
-	if (fw->dev) {
-		vpi_usbdev_kill(fw->dev);
-		vpi_usbdev_unref(fw->dev);
-		fw->dev = NULL;
+	if (dev) {
+		vpi_usbdev_kill(dev);
+		vpi_usbdev_unref(dev);
 	}
 	if (any)
 		notify(fw->bus, p->name);
