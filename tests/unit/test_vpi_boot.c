@@ -540,7 +540,11 @@ static void gadget_flow(struct rig *r, bool good_sig, bool *gadget_seen)
 	struct transport *t;
 	int err;
 
-	/* bootcode5.bin and bootmain from the real bootfiles.bin (tar) */
+	bool c2712 = vpi_board_model(r->b)->chip == VPI_CHIP_2712;
+	const char *bc_name = c2712 ? "2712/bootcode5.bin" : "2711/bootcode4.bin";
+	const char *bm_name = c2712 ? "2712/bootmain" : "2711/bootmain";
+
+	/* bootcode4/5.bin and bootmain from the real bootfiles.bin (tar) */
 	tar = tl_slurp_fixture("usbboot-firmware/bootfiles.bin", &tl_len);
 	bootcode = NULL;
 	bl = 0;
@@ -549,11 +553,11 @@ static void gadget_flow(struct rig *r, bool good_sig, bool *gadget_seen)
 		size_t bml = 0;
 		for (size_t off = 0; off + 512 <= tl_len && tar[off];) {
 			size_t sz = strtoul((const char *)tar + off + 124, NULL, 8);
-			if (strcmp((const char *)tar + off, "2712/bootcode5.bin") == 0) {
+			if (strcmp((const char *)tar + off, bc_name) == 0) {
 				bootcode = tar + off + 512;
 				bl = sz;
 			}
-			if (strcmp((const char *)tar + off, "2712/bootmain") == 0) {
+			if (strcmp((const char *)tar + off, bm_name) == 0) {
 				bm = tar + off + 512;
 				bml = sz;
 			}
@@ -585,7 +589,11 @@ static void gadget_flow(struct rig *r, bool good_sig, bool *gadget_seen)
 	assert_true(tl_requested(&s, "GS:mcb.bin"));
 	assert_true(tl_requested(&s, "RF:bootmain"));
 	assert_true(tl_requested(&s, "RF:boot.img"));
-	assert_true(tl_requested(&s, "RF:boot.sig"));
+	if (vpi_otp_key_hash_programmed(r->b))
+		assert_true(tl_requested(&s, "RF:boot.sig"));
+	else   /* signed boot off: boot.sig is neither needed nor asked for */
+		assert_false(tl_requested(&s, "GS:boot.sig"));
+	assert_true(tl_requested(&s, c2712 ? "GS:rp1c0fw1.bin" : "GS:memsys08.bin"));
 	t = NULL;
 	err = tl_wait_open(r->bus, PORT, 0x4e40, -1, 0, good_sig ? 2000 : 50, &t, NULL);
 	*gadget_seen = err == 0;
@@ -637,6 +645,22 @@ static void test_signed_boot_gadget(void **state)
 	assert_false(seen);
 	wait_state(&r, "refused");
 	vpi_bus_detach(r.bus, PORT);
+	rig_plug(&r);
+	gadget_flow(&r, true, &seen);
+	assert_true(seen);
+	wait_state(&r, "gadget");
+	rig_close(&r);
+}
+
+/* Pi 4, factory EEPROM (no signed boot): boot_ramdisk=1 boots the gadget
+ * through the real 2711 bootcode4.bin; the 2711 DDR files are asked for. */
+static void test_pi4_unsigned_gadget(void **state)
+{
+	struct rig r;
+	bool seen = false;
+
+	(void)state;
+	rig_open(&r, "pi400", NULL);
 	rig_plug(&r);
 	gadget_flow(&r, true, &seen);
 	assert_true(seen);
@@ -867,6 +891,7 @@ int main(void)
 		cmocka_unit_test(test_pi4_provisioning),
 		cmocka_unit_test(test_recovery_no_image),
 		cmocka_unit_test(test_signed_boot_gadget),
+		cmocka_unit_test(test_pi4_unsigned_gadget),
 		cmocka_unit_test(test_duplicate_descriptor),
 		cmocka_unit_test(test_unplug_mid_recovery),
 		cmocka_unit_test(test_slow_enumeration),
