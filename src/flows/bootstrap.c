@@ -78,6 +78,12 @@ static char *chip_dir(const char *pattern, unsigned chip)
 	return s;
 }
 
+/* The artefact API names chips in decimal (2711, 2712); USB PIDs are hex. */
+static unsigned chip_number(unsigned pid)
+{
+	return pid == 0x2711 ? 2711 : pid == 0x2712 ? 2712 : pid == 0x2764 ? 2710 : 0;
+}
+
 static void rpiboot_log(void *usrptr, enum rpiboot_log_level level, const char *msg)
 {
 	struct flow_board *fb = usrptr;
@@ -181,6 +187,12 @@ static int serve_stage2(struct flow_board *fb, const char *dir, const char *what
 	int dirfd, r;
 
 	r = job_wait_device(fb->job, USB_ROLE_BOOTROM, REENUM_TIMEOUT_MS, &t);
+	if (r == -ETIMEDOUT)
+		return job_fail(fb->job, r, "the board did not start the %s second stage within %u s. "
+				"A board whose OTP holds a customer key hash runs only code counter-signed "
+				"with that key: for a Pi 5 set the reprovision flag (flags set SERIAL "
+				"reprovision) with the same key; a different key cannot be used", what,
+				REENUM_TIMEOUT_MS / 1000);
 	if (r < 0)
 		return r;
 	if (rpiboot_is_rom_stage(t->iserial_index)) {
@@ -259,7 +271,7 @@ static int bootstrap_recovery(struct flow_board *fb)
 	if (!fwdir)
 		return -ENOMEM;
 	const char *fwfile = config_get(cfg, "bootloader", "firmware");
-	r = firmware_select(*fwfile ? fwfile : NULL, fwdir, fb->chip,
+	r = firmware_select(*fwfile ? fwfile : NULL, fwdir, chip_number(fb->chip),
 			    *config_get(cfg, "bootloader", "firmware_sha256") ?
 			    config_get(cfg, "bootloader", "firmware_sha256") : NULL, &fwpath, &err);
 	if (r < 0) {
@@ -286,7 +298,7 @@ static int bootstrap_recovery(struct flow_board *fb)
 	struct payload_eeprom_in ei = {
 		.mode = secure ? PAYLOAD_SECURE_BOOT :
 			strcmp(fb->mode, "fde-only") == 0 ? PAYLOAD_FDE_ONLY : PAYLOAD_NAKED,
-		.firmware_path = fwpath, .chip = fb->chip,
+		.firmware_path = fwpath, .chip = chip_number(fb->chip),
 		.bootconf = bootconf, .bootconf_len = bootconf_len,
 		.signer = secure ? c->signer : NULL,
 		.storage = fb->storage,
@@ -305,7 +317,7 @@ static int bootstrap_recovery(struct flow_board *fb)
 	/* Recovery config.txt: OTP switches only when armed (never in a dry run). */
 	bool burn = secure && c->otp_armed && !c->dry_run;
 	struct payload_recovery_in ri = {
-		.chip = fb->chip, .secure = secure, .armed = burn,
+		.chip = chip_number(fb->chip), .secure = secure, .armed = burn,
 		.jtag_lock = burn && config_get_bool(cfg, "otp", "jtag_lock"),
 		.eeprom_write_protect = !c->dry_run && config_get_bool(cfg, "otp", "eeprom_write_protect"),
 		.rpiboot_gpio = burn && *config_get(cfg, "otp", "rpiboot_gpio") ?
@@ -402,8 +414,18 @@ static int bootstrap_gadget(struct flow_board *fb)
 	snprintf(dir, sizeof(dir), "%s/gadget", fb->stage_dir);
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
 		return job_fail(fb->job, -errno, "cannot create %s: %s", dir, strerror(errno));
-	snprintf(bootfiles, sizeof(bootfiles), "%s/mass-storage-gadget64/bootfiles.bin",
-		 config_get(cfg, "paths", "payload_dir"));
+	if (fb->chip == 0x2764) {
+		/* usbboot's bootfiles.bin has no 2710/ entries: the gadget package
+		 * ships its own next to the gadget image, as the peer's does. */
+		const char *g = config_get(cfg, "paths", "gadget_image");
+		const char *slash = strrchr(g, '/');
+
+		snprintf(bootfiles, sizeof(bootfiles), "%.*s/fastboot-gadget.2710-bootfiles-bin",
+			 slash ? (int)(slash - g) : 1, slash ? g : ".");
+	} else {
+		snprintf(bootfiles, sizeof(bootfiles), "%s/mass-storage-gadget64/bootfiles.bin",
+			 config_get(cfg, "paths", "payload_dir"));
+	}
 	r = stage_bootfiles(fb, bootfiles, soc, dir);
 	if (r < 0)
 		return job_fail(fb->job, r, "staging %s for %s: %s", bootfiles, soc, strerror(-r));

@@ -278,20 +278,24 @@ static int make_default(const char *dir, char *ini, size_t inilen, bool fresh)
 	if ((r = run_script("make-gold-image.sh", p)) < 0)
 		return r;
 
-	/* A throw-away signing key. */
-	char *pem = NULL;
-	size_t pem_len = 0;
-	struct rsa_pubkey pub;
-	struct art_err err = { "" };
+	/* A throw-away signing key, kept across runs: boards it secured stay
+	 * secured with it. */
 	pathf(q, sizeof(q), "%s/keys/throwaway-key.pem", dir);
-	if ((r = sign_generate_key(&pem, &pem_len, &pub, &err)) < 0) {
-		fprintf(stderr, "simulate: %s\n", err.msg);
-		return r;
+	if (access(q, R_OK) < 0) {
+		char *pem = NULL;
+		size_t pem_len = 0;
+		struct rsa_pubkey pub;
+		struct art_err err = { "" };
+
+		if ((r = sign_generate_key(&pem, &pem_len, &pub, &err)) < 0) {
+			fprintf(stderr, "simulate: %s\n", err.msg);
+			return r;
+		}
+		r = write_file(q, pem, pem_len, 0600);
+		secmem_free(pem);
+		if (r < 0)
+			return r;
 	}
-	r = write_file(q, pem, pem_len, 0600);
-	secmem_free(pem);
-	if (r < 0)
-		return r;
 
 	FILE *f = fopen(ini, "w");
 	if (!f)
@@ -400,7 +404,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: rpi-sb-provisioner simulate [--devices MODEL:N,...] [--link-rate MBPS]\n"
 		"       [--fault [N=]SPEC]... [--headless] [--json] [--until-done] [--arm-otp FP]\n"
-		"       [--dry-run] [--hold after-bootstrap|after-triage] [--fresh]\n");
+		"       [--dry-run] [--hold after-bootstrap|after-triage] [--storage-size MB] [--fresh]\n");
 }
 
 int cmd_simulate(struct cli *cli, int argc, char **argv)
@@ -416,6 +420,7 @@ int cmd_simulate(struct cli *cli, int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "hold", required_argument, NULL, 'o' },
 		{ "fresh", no_argument, NULL, 'F' },
+		{ "storage-size", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -423,6 +428,7 @@ int cmd_simulate(struct cli *cli, int argc, char **argv)
 	const char *devices = "pi5:2,pi4:1,zero2w:1", *arm = NULL, *faults[SIM_MAX_BOARDS];
 	size_t nfaults = 0;
 	double link_mbps = 0;
+	long storage_mb = 256;
 	bool headless = false, json = false, until_done = false, dry_run = false, fresh = false;
 	enum flow_hold hold = FLOW_HOLD_NONE;
 	struct config *cfg = NULL;
@@ -453,6 +459,13 @@ int cmd_simulate(struct cli *cli, int argc, char **argv)
 		case 'a': arm = optarg; break;
 		case 'n': dry_run = true; break;
 		case 'F': fresh = true; break;
+		case 'S':
+			storage_mb = strtol(optarg, NULL, 10);
+			if (storage_mb < 64 || storage_mb > 1 << 20) {
+				fprintf(stderr, "simulate: --storage-size %s: MiB in 64..1048576\n", optarg);
+				goto usage_out;
+			}
+			break;
 		case 'o':
 			if (strcmp(optarg, "after-bootstrap") == 0)
 				hold = FLOW_HOLD_AFTER_BOOTSTRAP;
@@ -556,6 +569,8 @@ int cmd_simulate(struct cli *cli, int argc, char **argv)
 		vpi_board_opts_init(&o);
 		o.serial_seed = (uint32_t)(i + 1);
 		o.link_bytes_per_s = (uint64_t)(link_mbps * 1000000.0);
+		/* Small virtual storage keeps a rehearsal quick; a storage fault overrides it. */
+		o.faults.storage_bytes = (uint64_t)storage_mb << 20;
 		for (size_t k = 0; k < nfaults; k++) {
 			const char *spec = faults[k], *eq = strchr(spec, '=');
 			char *end;
