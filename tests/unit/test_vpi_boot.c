@@ -668,6 +668,37 @@ static void test_pi4_unsigned_gadget(void **state)
 	rig_close(&r);
 }
 
+/* Zero 2 W: no secure boot; a stand-in bootcode.bin (iSerialNumber 0 -> 1)
+ * asks autoboot.txt, config.txt, boot.img and boots the gadget. */
+static void test_zero2w_standin_gadget(void **state)
+{
+	struct rig r;
+	static const char bootcode[] = VPI_STANDIN_MAGIC " bootcode\n";
+	static const char gadget[] = VPI_STANDIN_MAGIC " gadget\n";
+	const char *conf = "boot_ramdisk=1\n";
+	struct tl_file files[2] = { { "config.txt", conf, 15 }, { "boot.img", gadget, sizeof(gadget) - 1 } };
+	struct tl_session s;
+	struct transport *t;
+
+	(void)state;
+	assert_true(vpi_standin_is(bootcode, sizeof(bootcode) - 1));
+	assert_false(vpi_standin_is("RPI-SB-VPI", 10));
+	rig_open(&r, "zero2w", NULL);
+	rig_plug(&r);
+	t = boot_stage2(&r, (const uint8_t *)bootcode, sizeof(bootcode) - 1, 2000);
+	assert_non_null(t);
+	assert_int_equal(t->pid, 0x2764);
+	assert_int_equal(tl_file_server(t, files, 2, &s), 0);
+	transport_close(t);
+	assert_string_equal(s.requests[0], "GS:autoboot.txt");
+	assert_true(tl_requested(&s, "RF:boot.img"));
+	t = NULL;
+	assert_int_equal(tl_wait_open(r.bus, PORT, 0x4e40, -1, 0, 2000, &t, NULL), 0);
+	assert_string_equal(t->port_path, PORT);
+	transport_close(t);
+	rig_close(&r);
+}
+
 static void dup_desc(struct vpi_board_opts *o)
 {
 	o->faults.duplicate_descriptor = true;
@@ -892,6 +923,7 @@ int main(void)
 		cmocka_unit_test(test_recovery_no_image),
 		cmocka_unit_test(test_signed_boot_gadget),
 		cmocka_unit_test(test_pi4_unsigned_gadget),
+		cmocka_unit_test(test_zero2w_standin_gadget),
 		cmocka_unit_test(test_duplicate_descriptor),
 		cmocka_unit_test(test_unplug_mid_recovery),
 		cmocka_unit_test(test_slow_enumeration),
