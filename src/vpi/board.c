@@ -763,7 +763,7 @@ static uint32_t eeprom_part_size(const struct vpi_board *b)
 
 bool vpi_eeprom_write_protected(const struct vpi_board *b)
 {
-	return vpi_otp_eeprom_wp(b) && !b->opts.wp_pin_high;
+	return vpi_otp_eeprom_wp(b) && VPI_GUESS_WP_PIN_LOW && !b->opts.wp_pin_high;
 }
 
 int vpi_eeprom_read(struct vpi_board *b, uint8_t **data, size_t *len)
@@ -807,7 +807,7 @@ int vpi_eeprom_set_write_protect(struct vpi_board *b, bool on)
 		return vpi_otp_program_eeprom_wp(b);
 	pthread_mutex_lock(b->lock);
 	if (b->otp.eeprom_wp) {
-		if (!b->opts.wp_pin_high) {
+		if (VPI_GUESS_WP_PIN_LOW && !b->opts.wp_pin_high) {
 			r = -EROFS;
 		} else {
 			b->otp.eeprom_wp = false;
