@@ -127,7 +127,7 @@ static int build_ok(void *usr, const char *dir, struct art_err *err)
 	cache_sha256_path(path, h, NULL);
 	f = fopen(counter, "a");
 	assert_non_null(f);
-	fprintf(f, "%s\n", usr ? (const char *)usr : "build");
+	fprintf(f, "%s\n", usr ? (char *)usr : "build");
 	fclose(f);
 	return 0;
 }
@@ -198,6 +198,7 @@ static void test_hit_miss_fail(void **state)
 }
 
 static pthread_barrier_t barrier;
+static char who_thread[] = "thread", who_process[] = "process";
 
 static void *racer(void *arg)
 {
@@ -208,7 +209,7 @@ static void *racer(void *arg)
 
 	(void)arg;
 	pthread_barrier_wait(&barrier);
-	rc = cache_get(cache, "5a5a", build_ok, (void *)"thread", &dir, &hit, &err);
+	rc = cache_get(cache, "5a5a", build_ok, who_thread, &dir, &hit, &err);
 	free(dir);
 	return (void *)(intptr_t)rc;
 }
@@ -230,7 +231,7 @@ static void test_concurrent_builders(void **state)
 			char *dir = NULL;
 			bool hit;
 
-			_exit(cache_get(cache, "5a5a", build_ok, (void *)"process", &dir, &hit, &err) ? 1 : 0);
+			_exit(cache_get(cache, "5a5a", build_ok, who_process, &dir, &hit, &err) ? 1 : 0);
 		}
 	}
 	for (i = 0; i < 4; i++)
