@@ -36,6 +36,7 @@
 #include "station/station.h"
 #include "vpi/board.h"
 #include "vpi/bus.h"
+#include "vpi/fastbootd.h"
 #include "vpi/fault.h"
 #include "vpi/firstboot.h"
 #include "vpi/standin.h"
@@ -668,9 +669,12 @@ out_station:
 out_boards:
 	if (s->bus)
 		vpi_bus_free(s->bus);
-	for (size_t i = 0; i < s->n; i++)
-		if (s->boards[i].b)
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->boards[i].b) {
+			vpi_fastbootd_board_reset(s->boards[i].b); /* the gadget's per-board state */
 			vpi_board_close(s->boards[i].b);
+		}
+	}
 	disc_sim_free(disc);
 	event_queue_free(q);
 out_ctx:
