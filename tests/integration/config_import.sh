@@ -29,10 +29,10 @@ PEER
 
 expect_rc 2 "$PROGRAM" config import "$T/config" -o "$T/out.ini"
 [ ! -e "$T/executed" ] || fail "import executed the file"
-expect_out "config:14: RPI_CONNECT_API_KEY is not imported"
-expect_out "config:15: RPI_SB_PROVISIONER_ENABLE_PRIVATE_KEY_API is not imported"
-expect_out "config:16: CUSTOMER_KEY_PKCS11_NAME is not imported: PKCS#11"
-expect_out "config:17: TOUCHED: uses shell expansion"
+out_has "config:14: RPI_CONNECT_API_KEY is not imported"
+out_has "config:15: RPI_SB_PROVISIONER_ENABLE_PRIVATE_KEY_API is not imported"
+out_has "config:16: CUSTOMER_KEY_PKCS11_NAME is not imported: PKCS#11"
+out_has "config:17: TOUCHED: uses shell expansion"
 grep -q '^mode = secure-boot$' "$T/out.ini" || fail "mode not imported"
 grep -q '^family = 4$' "$T/out.ini" || fail "family not imported"
 grep -q '^jtag_lock = true$' "$T/out.ini" || fail "LOCK_JTAG (any value) not true"
@@ -43,9 +43,9 @@ grep -qF "cache_dir = $T/work dir" "$T/out.ini" || fail "quoted blank lost"
 pass "import maps every known variable"
 
 expect_rc 0 "$PROGRAM" --root "$ROOT" --config "$T/out.ini" config check
-expect_out "valid"
-expect_out "mode secure-boot, family 4"
-expect_out "rpiboot_gpio 8"
+out_has "valid"
+out_has "mode secure-boot, family 4"
+out_has "rpiboot_gpio 8"
 pass "imported configuration checks clean"
 
 # stdout form equals the file form
@@ -56,5 +56,5 @@ pass "import to stdout"
 
 expect_rc 2 "$PROGRAM" config import
 expect_rc 2 "$PROGRAM" config import "$T/absent"
-expect_out "cannot read $T/absent"
+out_has "cannot read $T/absent"
 pass "import usage errors"

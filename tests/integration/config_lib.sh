@@ -27,3 +27,10 @@ test_key() {
 		printf '%s\n' "$T/key.pem"
 	fi
 }
+
+# out_has PATTERN: grep -E the last captured output ($OUT, from expect_rc).
+# A here-string, not `printf | grep -q`: under pipefail, grep -q quitting early can
+# kill printf with SIGPIPE and turn a match into a failure on large outputs.
+out_has() {
+	grep -Eq -- "$1" <<<"$OUT" || { printf '%s\n' "$OUT" >&2; fail "output lacks /$1/"; }
+}
