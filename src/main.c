@@ -18,9 +18,9 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "config", cmd_config, "config check|dump|import FILE",
+	{ "config", cmd_config, "config check|dump|import FILE [-o OUT]|schema --markdown|--ini",
 	  "validate, show or import the station configuration" },
-	{ "devices", cmd_devices, "devices [--json]",
+	{ "devices", cmd_devices, "devices [--json] [--secured-only]",
 	  "list the manufacturing records" },
 	{ "export", cmd_export, "export --csv [-o FILE] [--secured-only] [--since DATE]",
 	  "export the manufacturing records as CSV" },

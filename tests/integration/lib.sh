@@ -30,5 +30,5 @@ expect_rc() {
 
 # expect_out PATTERN : grep -E the last captured output.
 expect_out() {
-	printf '%s\n' "$OUT" | grep -Eq -- "$1" || { printf '%s\n' "$OUT" >&2; fail "output lacks /$1/"; }
+	grep -Eq -- "$1" <<<"$OUT" || { printf '%s\n' "$OUT" >&2; fail "output lacks /$1/"; }
 }
