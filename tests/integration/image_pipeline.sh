@@ -62,7 +62,9 @@ mtype -i "$T/bootfs.raw" ::/boot.img | cmp - "$BOOTIMG" || fail "boot.img in the
 [ "$(mtype -i "$T/bootfs.raw" ::/config.txt)" = "$(printf 'boot_ramdisk=1\nuart_2ndstage=1')" ] ||
 	fail "boot partition config.txt is wrong"
 [ "$(head -1 "$BOOTSIG")" = "$(sha256sum "$BOOTIMG" | cut -c1-64)" ] || fail "boot.sig hash line"
-sed -n 's/^rsa2048: //p' "$BOOTSIG" | xxd -r -p >"$T/sig.bin"
+sighex=$(sed -n 's/^rsa2048: //p' "$BOOTSIG")
+[ ${#sighex} = 512 ] || fail "boot.sig has no 512-hex rsa2048 line"
+printf "$(printf '%s' "$sighex" | sed 's/../\\x&/g')" >"$T/sig.bin"
 openssl dgst -sha256 -verify "$PUB" -signature "$T/sig.bin" "$BOOTIMG" >/dev/null ||
 	fail "boot.sig does not verify with the public key"
 pass "boot partition: FAT32 with boot.img, verified boot.sig, ramdisk config.txt"
