@@ -14,6 +14,7 @@
 
 #include "core/cli.h"
 #include "vpi/board.h"
+#include "vpi/fault.h"
 #include "vpi/fastbootd.h"
 #include "vpi/luks.h"
 #include "vpi/storage.h"
@@ -39,8 +40,8 @@ static void usage(FILE *f)
 		"  --link-rate MBPS    download link speed in MB/s (default unlimited)\n"
 		"  --storage-rate R    storage write speed in MB/s, or 'model' for the storage kind's\n"
 		"                      typical rate (default unlimited)\n"
-		"  --fault SPEC        fail-command=PREFIX | storage-size=BYTES | bitflip=OFFSET |\n"
-		"                      unplug=PHASE@OFFSET | stall=PHASE\n"
+		"  --fault SPEC        a fault spec as for simulate: fail:cmd=PREFIX | storage:size=N |\n"
+		"                      bitflip:offset=N | unplug:phase=P[,offset=N] | stall:phase=P\n"
 		"  --data-plane        answer as a `usb+tcp` daemon's TCP data plane (restricted commands)\n"
 		"  --real-pbkdf        LUKS keyslots with the real argon2id cost (slow; ~1 GiB RAM)\n"
 		"  --verbose           simulator log to stderr\n");
@@ -53,41 +54,6 @@ static int parse_u64(const char *s, uint64_t *out)
 	errno = 0;
 	*out = strtoull(s, &end, 0);
 	return (*s && !*end && !errno && s[0] != '-') ? 0 : -EINVAL;
-}
-
-static int parse_fault(const char *spec, struct vpi_faults *f)
-{
-	const char *eq = strchr(spec, '=');
-	const char *v = eq ? eq + 1 : "";
-	size_t kl = eq ? (size_t)(eq - spec) : strlen(spec);
-	uint64_t n;
-
-	if (kl == 12 && strncmp(spec, "fail-command", kl) == 0 && *v && strlen(v) < sizeof(f->fail_command)) {
-		snprintf(f->fail_command, sizeof(f->fail_command), "%s", v);
-		return 0;
-	}
-	if (kl == 12 && strncmp(spec, "storage-size", kl) == 0 && !parse_u64(v, &n) && n) {
-		f->storage_bytes = n;
-		return 0;
-	}
-	if (kl == 7 && strncmp(spec, "bitflip", kl) == 0 && !parse_u64(v, &n) && n <= INT64_MAX) {
-		f->bitflip_offset = (int64_t)n;
-		return 0;
-	}
-	if (kl == 6 && strncmp(spec, "unplug", kl) == 0) {
-		const char *at = strchr(v, '@');
-		size_t pl = at ? (size_t)(at - v) : strlen(v);
-		if (!pl || pl >= sizeof(f->unplug_phase) || (at && parse_u64(at + 1, &f->unplug_offset)))
-			return -EINVAL;
-		memcpy(f->unplug_phase, v, pl);
-		f->unplug_phase[pl] = '\0';
-		return 0;
-	}
-	if (kl == 5 && strncmp(spec, "stall", kl) == 0 && *v && strlen(v) < sizeof(f->stall_phase)) {
-		snprintf(f->stall_phase, sizeof(f->stall_phase), "%s", v);
-		return 0;
-	}
-	return -EINVAL;
 }
 
 int cmd_virtual_pi(struct cli *cli, int argc, char **argv)
@@ -107,6 +73,7 @@ int cmd_virtual_pi(struct cli *cli, int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct vpi_board_opts bo;
+	char ferr[256];
 	struct vpi_tcpfront_opts to = { .mode = VPI_FB_MODE_FULL };
 	const char *model = NULL, *state = NULL;
 	bool have_port = false, model_rate = false;
@@ -149,8 +116,8 @@ int cmd_virtual_pi(struct cli *cli, int argc, char **argv)
 			}
 			break;
 		case O_FAULT:
-			if (parse_fault(optarg, &bo.faults)) {
-				fprintf(stderr, "virtual-pi: bad --fault '%s' (see --help)\n", optarg);
+			if (vpi_fault_parse(optarg, &bo.faults, ferr, sizeof(ferr)) < 0) {
+				fprintf(stderr, "virtual-pi: --fault '%s': %s\n", optarg, ferr);
 				return EXIT_USAGE;
 			}
 			break;
