@@ -2,6 +2,7 @@
  * (see ext4.h). One thread per handle; libext2fs keeps no global state that
  * these calls change. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,26 @@ int ext4_open(const char *path, uint64_t offset, uint64_t size, struct ext4_fs *
 		free(h);
 		return art_err_set(err, -EINVAL, "no usable ext4 file system at offset %llu of "
 				   "%s: %s", (unsigned long long)offset, path, error_message(ec));
+	}
+	/* libext2fs trusts these when it reads the bitmaps (a wrong first data
+	 * block overflows its buffers: found by fuzz_ext4); refuse them here. */
+	{
+		struct ext2_super_block *sb = h->fs->super;
+		bool bigalloc = ext2fs_has_feature_bigalloc(sb);
+		uint32_t want_first = (h->fs->blocksize == 1024 && !bigalloc) ? 1 : 0;
+
+		if (sb->s_first_data_block != want_first ||
+		    sb->s_blocks_per_group == 0 || sb->s_inodes_per_group == 0 ||
+		    sb->s_first_data_block >= ext2fs_blocks_count(sb)) {
+			art_err_set(err, -EINVAL, "ext4 file system at offset %llu of %s is "
+				    "corrupt (first data block %u, %u blocks and %u inodes per "
+				    "group): run e2fsck on the gold image",
+				    (unsigned long long)offset, path, sb->s_first_data_block,
+				    sb->s_blocks_per_group, sb->s_inodes_per_group);
+			ext2fs_close_free(&h->fs);
+			free(h);
+			return -EINVAL;
+		}
 	}
 	if (size && ext2fs_blocks_count(h->fs->super) * (uint64_t)h->fs->blocksize > size) {
 		art_err_set(err, -EINVAL, "ext4 file system at offset %llu of %s claims %llu "
