@@ -1,5 +1,6 @@
 /* simg: sparse image writing over libsparse (see simg.h). Any thread. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -88,12 +89,48 @@ uint64_t extents_bytes(const struct extent_list *l)
 	return t;
 }
 
+/* Add [off, off+n) of the source: all-zero blocks as FILL(0) chunks (a
+ * zeroed FAT or journal need not travel as data), the rest as RAW chunks that
+ * refer to the file. @buf holds SIMG_PIECE bytes. */
+static int add_piece(struct sparse_file *s, const int fds[2], int *turn, uint8_t *buf,
+		     uint64_t src_offset, uint64_t off, uint64_t n, uint64_t *raw,
+		     struct art_err *err)
+{
+	uint64_t i = 0;
+	ssize_t got = pread(fds[0], buf, (size_t)n, (off_t)(src_offset + off));
+
+	if (got != (ssize_t)n)
+		return art_err_set(err, got < 0 ? -errno : -EIO, "cannot read the source image at "
+				   "%llu", (unsigned long long)(src_offset + off));
+	while (i < n) {
+		bool zero = buf[i] == 0 && !memcmp(buf + i, buf + i + 1, SIMG_BLOCK - 1);
+		uint64_t j = i + SIMG_BLOCK;
+		int r;
+
+		while (j < n && (buf[j] == 0 && !memcmp(buf + j, buf + j + 1, SIMG_BLOCK - 1)) == zero)
+			j += SIMG_BLOCK;
+		if (zero) {
+			r = sparse_file_add_fill(s, 0, (unsigned)(j - i),
+						 (unsigned)((off + i) / SIMG_BLOCK));
+		} else {
+			r = sparse_file_add_fd(s, fds[*turn], (int64_t)(src_offset + off + i),
+					       (unsigned)(j - i), (unsigned)((off + i) / SIMG_BLOCK));
+			*turn ^= 1;
+			*raw += j - i;
+		}
+		if (r < 0)
+			return -ENOMEM;
+		i = j;
+	}
+	return 0;
+}
+
 int simg_write(int src_fd, uint64_t src_offset, uint64_t image_bytes, struct extent_list *ext,
 	       const char *out_path, struct simg_stats *stats, struct art_err *err)
 {
 	struct sparse_file *s = NULL;
-	uint8_t *tail = NULL;
-	uint64_t src_size, blocks, data = 0;
+	uint8_t *tail = NULL, *buf = NULL;
+	uint64_t src_size, blocks, data = 0, raw = 0;
 	struct stat st;
 	int fds[2] = {src_fd, -1}, out = -1, rc = 0, turn = 0;
 	size_t i;
@@ -113,7 +150,8 @@ int simg_write(int src_fd, uint64_t src_offset, uint64_t image_bytes, struct ext
 	if (fds[1] < 0)
 		return art_err_set(err, -errno, "dup: %s", strerror(errno));
 	s = sparse_file_new(SIMG_BLOCK, (int64_t)(blocks * SIMG_BLOCK));
-	if (!s) {
+	buf = malloc(SIMG_PIECE);
+	if (!s || !buf) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -127,12 +165,9 @@ int simg_write(int src_fd, uint64_t src_offset, uint64_t image_bytes, struct ext
 			if (in_file >= SIMG_BLOCK || in_file >= n) {
 				if (in_file < n)
 					n = in_file / SIMG_BLOCK * SIMG_BLOCK;
-				if (sparse_file_add_fd(s, fds[turn], (int64_t)(src_offset + off),
-						       (unsigned)n, (unsigned)(off / SIMG_BLOCK)) < 0) {
-					rc = -ENOMEM;
+				rc = add_piece(s, fds, &turn, buf, src_offset, off, n, &raw, err);
+				if (rc)
 					break;
-				}
-				turn ^= 1;
 			} else if (in_file) {
 				/* the source ends inside this block: zero-pad it in memory */
 				if (tail) {
@@ -182,7 +217,8 @@ int simg_write(int src_fd, uint64_t src_offset, uint64_t image_bytes, struct ext
 	}
 	if (stats) {
 		stats->expanded_bytes = blocks * SIMG_BLOCK;
-		stats->data_bytes = data;
+		stats->data_bytes = raw;
+		stats->covered_bytes = data;
 		stats->file_bytes = (uint64_t)st.st_size;
 	}
 out:
@@ -193,6 +229,7 @@ out:
 	if (s)
 		sparse_file_destroy(s);
 	free(tail);
+	free(buf);
 	if (fds[1] >= 0)
 		close(fds[1]);
 	return rc;

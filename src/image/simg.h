@@ -37,14 +37,16 @@ uint64_t extents_bytes(const struct extent_list *l);
 
 struct simg_stats {
 	uint64_t expanded_bytes;	/* total_blks × 4096 */
-	uint64_t data_bytes;		/* bytes carried as RAW chunks */
+	uint64_t covered_bytes;		/* bytes that are not DONT_CARE */
+	uint64_t data_bytes;		/* of those, bytes carried as RAW chunks (rest: FILL 0) */
 	uint64_t file_bytes;		/* size of the sparse file */
 };
 
 /* Write @out_path (created/truncated, mode 0644): a sparse image of
  * @image_bytes (rounded up to a block) whose blocks covered by @ext (offsets
- * relative to @src_offset in @src_fd) carry the source bytes and all others
- * are DONT_CARE. Bytes past the end of the source file read as zero. */
+ * relative to @src_offset in @src_fd) carry the source bytes (all-zero blocks
+ * as FILL 0) and all others are DONT_CARE. Bytes past the end of the source
+ * file read as zero. */
 int simg_write(int src_fd, uint64_t src_offset, uint64_t image_bytes, struct extent_list *ext,
 	       const char *out_path, struct simg_stats *stats, struct art_err *err);
 
