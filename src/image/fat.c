@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -907,7 +908,11 @@ static void wnode_free(struct wnode *n)
 
 static int wnode_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct wnode *)a)->name, ((const struct wnode *)b)->name);
+	const char *x = ((const struct wnode *)a)->name, *y = ((const struct wnode *)b)->name;
+	int c = strcasecmp(x, y);
+
+	/* case-insensitive first, so names FAT would confuse end up adjacent */
+	return c ? c : strcmp(x, y);
 }
 
 static int scan_dir(struct wnode *dir, int depth, struct art_err *err)
@@ -1069,6 +1074,9 @@ static int assign_names(struct wnode *dir, struct art_err *err)
 		size_t bn = 0, en = 0, j;
 		unsigned tail;
 
+		if (i && !strcasecmp(dir->kids[i - 1].name, k->name))
+			return art_err_set(err, -EEXIST, "%s and %s differ only in case: FAT "
+					   "cannot hold both", dir->kids[i - 1].src, k->src);
 		if (utf8_to_ucs2(k->name, u, 255, &ulen) < 0 || ulen == 0)
 			return art_err_set(err, -EINVAL, "%s: name is not valid UTF-8 within the "
 					   "255-character FAT limit", k->src);

@@ -60,7 +60,7 @@ struct pipeline_inputs {
 	const char *tree_id;		/* identity of what on_boot_tree does (hook hash) */
 	const char *settings;		/* any other setting that changes the output */
 	uint64_t container_bytes;	/* >0: also build rootfs.simg for this container */
-	time_t timestamp;		/* FAT time stamps; 0: SOURCE_DATE_EPOCH or file times */
+	time_t timestamp;		/* FAT time stamps; 0: each file's time in the gold image */
 };
 
 struct pipeline_outputs {

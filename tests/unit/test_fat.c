@@ -316,6 +316,10 @@ static void test_refuses_specials(void **state)
 	fat_opts_boot_img(&o);
 	assert_int_equal(fat_build_from_dir(src, &o, img, NULL, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "link"));
+	/* names that differ only in case */
+	assert_int_equal(sh("rm %s/link && touch %s/README %s/Middle %s/readme", src, src, src, src), 0);
+	assert_int_equal(fat_build_from_dir(src, &o, img, NULL, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "only in case"));
 }
 
 int main(void)
