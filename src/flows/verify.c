@@ -1,10 +1,18 @@
 /* verify: build the gadget's binary bmap (`oem bmap-load`) from a sparse
  * image, so the board itself hashes what it holds and compares (`oem
  * bmap-verify`). Ranges cover the blocks the image defines (raw and fill
- * chunks); don't-care blocks are not checked. Worker thread. */
+ * chunks, at most BMAP_RANGE_BLOCKS each, never across chunks); don't-care
+ * blocks are not checked. Worker thread (no shared state).
+ *
+ * libsparse's sparse_file_foreach_chunk() hands a chunk's expanded bytes to
+ * the callback in pieces (a FILL chunk one block at a time, a RAW chunk's
+ * padding as NULL data), all tagged with the chunk's first block; the bytes
+ * are hashed as a stream. The callback never fails: libsparse leaks its
+ * output context when it does, so an error is kept and reported after. */
 #include <errno.h>
 #include <fcntl.h>
 #include <mbedtls/sha256.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +30,15 @@ struct bmap_build {
 	uint32_t count;
 	unsigned block;
 	int err;
+	/* the chunk being hashed */
+	bool in_chunk;
+	uint64_t chunk_block;           /* its first block */
+	uint64_t chunk_bytes, chunk_done;
+	/* the range being hashed, inside the chunk */
+	bool in_range;
+	uint64_t range_first;           /* block */
+	uint64_t range_done;            /* bytes hashed into it */
+	mbedtls_sha256_context sha;
 };
 
 static void put32(uint8_t *p, uint32_t v)
@@ -32,8 +49,10 @@ static void put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)(v >> 24);
 }
 
-static int add_range(struct bmap_build *b, uint32_t first, uint32_t last, const uint8_t sha[32])
+static int add_range(struct bmap_build *b, uint64_t first, uint64_t last, const uint8_t sha[32])
 {
+	if (last > UINT32_MAX)
+		return -EFBIG;  /* the bmap format numbers blocks in 32 bits */
 	if (b->len + 40 > b->cap) {
 		size_t ncap = b->cap ? b->cap * 2 : 4096;
 		uint8_t *n = realloc(b->buf, ncap);
@@ -43,36 +62,97 @@ static int add_range(struct bmap_build *b, uint32_t first, uint32_t last, const 
 		b->buf = n;
 		b->cap = ncap;
 	}
-	put32(b->buf + b->len, first);
-	put32(b->buf + b->len + 4, last);
+	put32(b->buf + b->len, (uint32_t)first);
+	put32(b->buf + b->len + 4, (uint32_t)last);
 	memcpy(b->buf + b->len + 8, sha, 32);
 	b->len += 40;
 	b->count++;
 	return 0;
 }
 
-/* Called for each chunk that holds data: @len bytes for blocks [block, block + nr). */
+static void bmap_end_range(struct bmap_build *b)
+{
+	uint8_t sha[32];
+	int r;
+
+	if (!b->in_range)
+		return;
+	b->in_range = false;
+	mbedtls_sha256_finish_ret(&b->sha, sha);
+	mbedtls_sha256_free(&b->sha);
+	if (b->range_done % b->block) {
+		b->err = -EINVAL;   /* a chunk that is not whole blocks */
+		return;
+	}
+	r = add_range(b, b->range_first, b->range_first + b->range_done / b->block - 1, sha);
+	if (r < 0 && !b->err)
+		b->err = r;
+}
+
+static void bmap_end_chunk(struct bmap_build *b)
+{
+	bmap_end_range(b);
+	if (b->in_chunk && b->chunk_done != b->chunk_bytes && !b->err)
+		b->err = -EINVAL;   /* libsparse gave fewer bytes than the chunk holds */
+	b->in_chunk = false;
+}
+
+/* Hash @len bytes (@data NULL: zeros) at the current position of the chunk. */
+static void bmap_feed(struct bmap_build *b, const uint8_t *data, size_t len)
+{
+	static const uint8_t zeros[4096];
+	const uint64_t range_bytes = (uint64_t)BMAP_RANGE_BLOCKS * b->block;
+
+	while (len && !b->err) {
+		if (b->chunk_done >= b->chunk_bytes) {
+			b->err = -EINVAL;   /* more bytes than the chunk holds */
+			return;
+		}
+		if (!b->in_range) {
+			mbedtls_sha256_init(&b->sha);
+			mbedtls_sha256_starts_ret(&b->sha, 0);
+			b->in_range = true;
+			b->range_first = b->chunk_block + b->chunk_done / b->block;
+			b->range_done = 0;
+		}
+		uint64_t room = range_bytes - b->range_done;
+		uint64_t left = b->chunk_bytes - b->chunk_done;
+		size_t n = len;
+
+		if (n > room)
+			n = (size_t)room;
+		if (n > left)
+			n = (size_t)left;
+		if (!data && n > sizeof(zeros))
+			n = sizeof(zeros);
+		mbedtls_sha256_update_ret(&b->sha, data ? data : zeros, n);
+		b->range_done += n;
+		b->chunk_done += n;
+		if (data)
+			data += n;
+		len -= n;
+		if (b->range_done == range_bytes || b->chunk_done == b->chunk_bytes)
+			bmap_end_range(b);
+	}
+}
+
+/* Called with pieces of each chunk that holds data: @block and @nr_blocks
+ * name the whole chunk, @data (NULL = zeros) the next @len bytes of it. */
 static int on_chunk(void *priv, const void *data, size_t len, unsigned int block,
 		    unsigned int nr_blocks)
 {
 	struct bmap_build *b = priv;
-	const uint8_t *p = data;
 
-	if (!data || len != (size_t)nr_blocks * b->block) {
-		b->err = -EINVAL;
-		return -1;
+	if (b->err)
+		return 0;
+	if (!b->in_chunk || b->chunk_block != block || b->chunk_done == b->chunk_bytes) {
+		bmap_end_chunk(b);
+		b->in_chunk = true;
+		b->chunk_block = block;
+		b->chunk_bytes = (uint64_t)nr_blocks * b->block;
+		b->chunk_done = 0;
 	}
-	for (unsigned int done = 0; done < nr_blocks;) {
-		unsigned int n = nr_blocks - done < BMAP_RANGE_BLOCKS ? nr_blocks - done : BMAP_RANGE_BLOCKS;
-		uint8_t sha[32];
-
-		mbedtls_sha256_ret(p + (size_t)done * b->block, (size_t)n * b->block, sha, 0);
-		if (add_range(b, block + done, block + done + n - 1, sha) < 0) {
-			b->err = -ENOMEM;
-			return -1;
-		}
-		done += n;
-	}
+	bmap_feed(b, data, len);
 	return 0;
 }
 
@@ -100,6 +180,7 @@ int verify_bmap_from_sparse(const char *simg_path, uint8_t **out, size_t *out_le
 		goto out;
 	}
 	r = sparse_file_foreach_chunk(s, false, false, on_chunk, &b);
+	bmap_end_chunk(&b);
 	if (r < 0 || b.err < 0) {
 		r = b.err < 0 ? b.err : -EIO;
 		goto out;
