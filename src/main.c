@@ -18,6 +18,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{ "cache", cmd_cache, "cache clear", "empty the artefact cache ([paths] cache_dir); audited" },
 	{ "config", cmd_config, "config check|dump|import FILE [-o OUT]|schema --markdown|--ini",
 	  "validate, show or import the station configuration" },
 	{ "devices", cmd_devices, "devices [--json] [--secured-only]",

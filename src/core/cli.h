@@ -19,6 +19,7 @@ struct cli {
 typedef int (*cli_command_fn)(struct cli *cli, int argc, char **argv);
 
 /* argv[0] is the command name in each of these. */
+int cmd_cache(struct cli *cli, int argc, char **argv);      /* cache clear */
 int cmd_config(struct cli *cli, int argc, char **argv);     /* config check|dump|import */
 int cmd_export(struct cli *cli, int argc, char **argv);     /* export --csv */
 int cmd_devices(struct cli *cli, int argc, char **argv);    /* devices [--json] */

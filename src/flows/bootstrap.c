@@ -8,22 +8,30 @@
  *  3. the boot ROM again: the gadget's bootcode from bootfiles.bin, then
  *     bootfiles, config.txt, boot.img (+ boot.sig in secure-boot).
  * Skip-EEPROM goes straight to 3. Zero 2 W has no EEPROM: 3 only.
+ * The payloads of 2 and 3 are built once per set of inputs into the
+ * content-addressed cache and hard-linked into the board's staging dir.
+ * A Pi 5 that this station's records show fused with the configured key is
+ * reprovisioned (counter-signed recovery) as if its flag were set.
  * Runs on the board's worker thread. */
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "artefacts/bootcode.h"
 #include "artefacts/firmware.h"
 #include "artefacts/payload.h"
 #include "flows/flows.h"
+#include "image/cache.h"
 #include "proto/rpiboot.h"
+#include "records/db.h"
 #include "records/flags.h"
 #include "vpi/standin.h"
 
@@ -238,14 +246,184 @@ static int serve_stage2(struct flow_board *fb, const char *dir, const char *what
 	return 0;
 }
 
-static int write_text(struct flow_board *fb, const char *dir, const char *name, const char *text)
+/* ---- the bootstrap payload cache ----------------------------------------
+ *
+ * What the station sends a board is built once per set of inputs and kept in
+ * [paths] cache_dir under the SHA-256 of all of them (src/image/cache.h). An
+ * entry holds serve/ (what the second stage may ask for) and stage2.bin (what
+ * the boot ROM is given). The board's per-attempt staging dir gets hard links
+ * (copies across file systems) of serve/, so the rpiboot file server stays
+ * confined to a directory of its own per board. */
+
+static int copy_file(const char *from, const char *to)
 {
-	struct art_err err = { "" };
-	int r = payload_write_file(dir, name, text, strlen(text), &err);
+	uint8_t *b = NULL;
+	size_t len = 0;
+	int fd, r = read_file(from, &b, &len);
 
 	if (r < 0)
-		return job_fail(fb->job, r, "writing %s/%s: %s", dir, name, err.msg);
-	return 0;
+		return r;
+	fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(fd, b + off, len - off);
+
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EIO;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+out:
+	free(b);
+	return r;
+}
+
+/* Hard-link (or copy) the regular files and directories of @from into @to. */
+static int link_tree(const char *from, const char *to, int depth)
+{
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	if (depth > 4)
+		return -ELOOP;
+	if (mkdir(to, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	d = opendir(from);
+	if (!d)
+		return -errno;
+	while (r == 0 && (de = readdir(d))) {
+		char *src = NULL, *dst = NULL;
+		struct stat st;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (asprintf(&src, "%s/%s", from, de->d_name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		if (asprintf(&dst, "%s/%s", to, de->d_name) < 0) {
+			free(src);
+			r = -ENOMEM;
+			break;
+		}
+		if (lstat(src, &st) < 0)
+			r = -errno;
+		else if (S_ISDIR(st.st_mode))
+			r = link_tree(src, dst, depth + 1);
+		else if (S_ISREG(st.st_mode) && link(src, dst) < 0)
+			r = copy_file(src, dst);
+		free(src);
+		free(dst);
+	}
+	closedir(d);
+	return r;
+}
+
+static void key_add_hash(struct cache_key *k, const char *name, const char *hex)
+{
+	cache_key_add_str(k, name, hex);
+}
+
+/* Look up or build @key, log which, and link its serve/ into @dir. The
+ * stage2.bin of the entry comes back in @stage2. */
+static int payload_from_cache(struct flow_board *fb, const char *what, const char *key,
+			      cache_build_fn build, void *usr, const char *dir,
+			      uint8_t **stage2, size_t *stage2_len)
+{
+	const char *cache_dir = config_get(fb->ctx->cfg, "paths", "cache_dir");
+	struct art_err err = { "" };
+	char *entry = NULL, *p = NULL;
+	bool hit = false;
+	struct timespec t0, t1;
+	int r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = cache_get(cache_dir, key, build, usr, &entry, &hit, &err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (r < 0) {
+		r = job_fail(fb->job, r, "building the %s payload: %s", what,
+			     err.msg[0] ? err.msg : strerror(-r));
+		goto out;
+	}
+	blog(job_log(fb->job), BLOG_BOOTSTRAP, "%s payload %.16s: %s (%ld ms)", what, key,
+	     hit ? "from the cache" : "built and cached",
+	     (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
+	if (asprintf(&p, "%s/serve", entry) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = link_tree(p, dir, 0);
+	if (r < 0) {
+		r = job_fail(fb->job, r, "staging the %s payload from %s into %s: %s", what, p, dir,
+			     strerror(-r));
+		goto out;
+	}
+	free(p);
+	p = NULL;
+	if (asprintf(&p, "%s/stage2.bin", entry) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = read_file(p, stage2, stage2_len);
+	if (r < 0)
+		r = job_fail(fb->job, r, "cache entry %s: %s (run `rpi-sb-provisioner cache clear`)",
+			     p, strerror(-r));
+out:
+	free(entry);
+	free(p);
+	return r;
+}
+
+struct recovery_build {
+	struct flow_ctx *ctx;
+	const struct payload_eeprom_in *ei;
+	const char *config_txt;
+	const char *recovery_path;
+	bool counter_sign;
+};
+
+static int recovery_build(void *usr, const char *tmp, struct art_err *err)
+{
+	struct recovery_build *b = usr;
+	struct payload_eeprom_out eo = { 0 };
+	uint8_t *rec = NULL, *signed_rec = NULL;
+	size_t rec_len = 0, signed_len = 0;
+	char serve[4200];
+	int r;
+
+	snprintf(serve, sizeof(serve), "%s/serve", tmp);
+	if (mkdir(serve, 0755) < 0)
+		return art_err_set(err, -errno, "cannot create %s: %s", serve, strerror(errno));
+	pthread_mutex_lock(&b->ctx->build_lock);
+	r = payload_build_eeprom(b->ei, &eo, err);
+	if (r == 0)
+		r = payload_write_eeprom(&eo, serve, err);
+	if (r == 0)
+		r = payload_write_file(serve, "config.txt", b->config_txt, strlen(b->config_txt), err);
+	if (r == 0) {
+		r = read_file(b->recovery_path, &rec, &rec_len);
+		if (r < 0)
+			art_err_set(err, r, "%s: %s (install rpi-eeprom)", b->recovery_path,
+				    strerror(-r));
+	}
+	if (r == 0 && b->counter_sign)
+		r = bootcode_counter_sign(b->ctx->signer, rec, rec_len, 0, &signed_rec, &signed_len,
+					  err);
+	if (r == 0)
+		r = payload_write_file(tmp, "stage2.bin", signed_rec ? signed_rec : rec,
+				       signed_rec ? signed_len : rec_len, err);
+	pthread_mutex_unlock(&b->ctx->build_lock);
+	payload_eeprom_out_free(&eo);
+	free(rec);
+	free(signed_rec);
+	return r;
 }
 
 /* The EEPROM and OTP run (recovery.bin). */
@@ -253,20 +431,29 @@ static int bootstrap_recovery(struct flow_board *fb)
 {
 	struct flow_ctx *c = fb->ctx;
 	const struct config *cfg = c->cfg;
+	const char *cache_dir = config_get(cfg, "paths", "cache_dir");
 	struct art_err err = { "" };
-	struct payload_eeprom_out eo = { 0 };
 	char *fwdir = NULL, *fwpath = NULL, *rec_txt = NULL, *bootconf = NULL, *recovery = NULL;
 	const char *warning = NULL;
-	uint8_t *rec = NULL, *signed_rec = NULL;
-	size_t rec_len = 0, signed_len = 0, bootconf_len = 0;
-	char dir[4200];
-	bool secure = strcmp(fb->mode, "secure-boot") == 0;
+	uint8_t *stage2 = NULL;
+	size_t stage2_len = 0, bootconf_len = 0;
+	char dir[4200], key[CACHE_KEY_HEX], fw_hash[CACHE_KEY_HEX], rec_hash[CACHE_KEY_HEX];
+	bool secure = strcmp(fb->mode, "secure-boot") == 0, known;
 	int r;
 
-	snprintf(dir, sizeof(dir), "%s/recovery", fb->stage_dir);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return job_fail(fb->job, -errno, "cannot create %s: %s", dir, strerror(errno));
+	/* The interlock comes first: nothing is built or sent for a burn that
+	 * the operator has not armed. */
+	if (secure && !c->otp_armed && !c->dry_run)
+		return job_fail(fb->job, -EPERM, "OTP is disarmed: secure-boot would burn the customer "
+				"key hash into this board for good. Arm it with --arm-otp <last 8 hex of "
+				"the key fingerprint %s>, or rehearse with --dry-run", c->key_fingerprint);
+	if (secure && !c->signer)
+		return job_fail(fb->job, -ENOKEY, "secure-boot needs a signing key ([key] pem or signer)");
+	if (fb->chip == 0x2712 && fb->reprovision && !c->signer)
+		return job_fail(fb->job, -ENOKEY, "reprovisioning a Pi 5 needs the customer key to "
+				"counter-sign recovery.bin ([key] pem or signer)");
 
+	snprintf(dir, sizeof(dir), "%s/recovery", fb->stage_dir);
 	fwdir = chip_dir(config_get(cfg, "bootloader", "firmware_dir"), fb->chip);
 	if (!fwdir)
 		return -ENOMEM;
@@ -291,10 +478,6 @@ static int bootstrap_recovery(struct flow_board *fb)
 		}
 		bootconf = (char *)b;
 	}
-	if (secure && !c->signer) {
-		r = job_fail(fb->job, -ENOKEY, "secure-boot needs a signing key ([key] pem or signer)");
-		goto out;
-	}
 	struct payload_eeprom_in ei = {
 		.mode = secure ? PAYLOAD_SECURE_BOOT :
 			strcmp(fb->mode, "fde-only") == 0 ? PAYLOAD_FDE_ONLY : PAYLOAD_NAKED,
@@ -304,15 +487,6 @@ static int bootstrap_recovery(struct flow_board *fb)
 		.storage = fb->storage,
 		.boot_order_match_storage = config_get_bool(cfg, "bootloader", "boot_order_match_storage"),
 	};
-	pthread_mutex_lock(&c->build_lock);
-	r = payload_build_eeprom(&ei, &eo, &err);
-	if (r == 0)
-		r = payload_write_eeprom(&eo, dir, &err);
-	pthread_mutex_unlock(&c->build_lock);
-	if (r < 0) {
-		r = job_fail(fb->job, r, "building the EEPROM image: %s", err.msg);
-		goto out;
-	}
 
 	/* Recovery config.txt: OTP switches only when armed (never in a dry run). */
 	bool burn = secure && c->otp_armed && !c->dry_run;
@@ -323,12 +497,6 @@ static int bootstrap_recovery(struct flow_board *fb)
 		.rpiboot_gpio = burn && *config_get(cfg, "otp", "rpiboot_gpio") ?
 				atoi(config_get(cfg, "otp", "rpiboot_gpio")) : 0,
 	};
-	if (secure && !c->otp_armed && !c->dry_run) {
-		r = job_fail(fb->job, -EPERM, "OTP is disarmed: secure-boot would burn the customer key "
-			     "hash into this board for good. Arm it with --arm-otp <last 8 hex of the "
-			     "key fingerprint %s>, or rehearse with --dry-run", c->key_fingerprint);
-		goto out;
-	}
 	if (c->dry_run && secure)
 		blog(job_log(fb->job), BLOG_BOOTSTRAP, "dry run: the real run would program the key "
 		     "hash%s%s%s into OTP", config_get_bool(cfg, "otp", "jtag_lock") ? ", JTAG lock" : "",
@@ -341,9 +509,6 @@ static int bootstrap_recovery(struct flow_board *fb)
 	}
 	if (warning)
 		blog(job_log(fb->job), BLOG_BOOTSTRAP, "warning: %s", warning);
-	r = write_text(fb, dir, "config.txt", rec_txt);
-	if (r < 0)
-		goto out;
 
 	/* The second stage: recovery.bin; on a fused BCM2712 being reprovisioned,
 	 * counter-signed with the customer key so its ROM runs it. */
@@ -351,29 +516,48 @@ static int bootstrap_recovery(struct flow_board *fb)
 		r = -ENOMEM;
 		goto out;
 	}
-	r = read_file(recovery, &rec, &rec_len);
-	if (r < 0) {
-		r = job_fail(fb->job, r, "%s: %s (install rpi-eeprom)", recovery, strerror(-r));
-		goto out;
-	}
-	if (fb->chip == 0x2712 && fb->reprovision) {
-		if (!c->signer) {
-			r = job_fail(fb->job, -ENOKEY, "the reprovision flag needs the customer key to "
-				     "counter-sign recovery.bin");
-			goto out;
-		}
-		r = bootcode_counter_sign(c->signer, rec, rec_len, 0, &signed_rec, &signed_len, &err);
-		if (r < 0) {
-			r = job_fail(fb->job, r, "counter-signing recovery.bin: %s", err.msg);
-			goto out;
-		}
+	bool counter_sign = fb->chip == 0x2712 && fb->reprovision;
+	if (counter_sign)
 		blog(job_log(fb->job), BLOG_BOOTSTRAP, "reprovision: recovery.bin counter-signed "
 		     "with the customer key");
-	} else if (fb->chip == 0x2711 && fb->reprovision) {
+	else if (fb->chip == 0x2711 && fb->reprovision)
 		blog(job_log(fb->job), BLOG_BOOTSTRAP, "reprovision flag: a Pi 4 runs the unsigned "
 		     "recovery.bin; nothing to counter-sign");
+
+	/* The cache key: every input of the entry. */
+	if ((r = cache_file_sha256(cache_dir, fwpath, fw_hash, &known, &err)) < 0 ||
+	    (r = cache_file_sha256(cache_dir, recovery, rec_hash, &known, &err)) < 0) {
+		r = job_fail(fb->job, r, "hashing the bootstrap inputs: %s", err.msg);
+		goto out;
 	}
-	r = rom_upload(fb, signed_rec ? signed_rec : rec, signed_rec ? signed_len : rec_len,
+	struct cache_key k;
+	cache_key_init(&k, "bootstrap-recovery");
+	key_add_hash(&k, "firmware", fw_hash);
+	key_add_hash(&k, "recovery.bin", rec_hash);
+	cache_key_add(&k, "bootconf", bootconf, bootconf ? bootconf_len : 0);
+	cache_key_add_u64(&k, "bootconf-set", bootconf != NULL);
+	cache_key_add_u64(&k, "mode", (uint64_t)ei.mode);
+	cache_key_add_u64(&k, "chip", ei.chip);
+	cache_key_add_str(&k, "storage", fb->storage);
+	cache_key_add_u64(&k, "boot_order_match_storage", ei.boot_order_match_storage);
+	cache_key_add_str(&k, "key", c->key_fingerprint);
+	cache_key_add_u64(&k, "secure", ri.secure);
+	cache_key_add_u64(&k, "armed", c->otp_armed);
+	cache_key_add_u64(&k, "dry-run", c->dry_run);
+	cache_key_add_u64(&k, "burn", ri.armed);
+	cache_key_add_u64(&k, "jtag_lock", ri.jtag_lock);
+	cache_key_add_u64(&k, "eeprom_write_protect", ri.eeprom_write_protect);
+	cache_key_add_u64(&k, "rpiboot_gpio", (uint64_t)ri.rpiboot_gpio);
+	cache_key_add_str(&k, "config.txt", rec_txt);
+	cache_key_add_u64(&k, "counter-sign", counter_sign);
+	cache_key_final(&k, key);
+
+	struct recovery_build rb = { .ctx = c, .ei = &ei, .config_txt = rec_txt,
+				     .recovery_path = recovery, .counter_sign = counter_sign };
+	r = payload_from_cache(fb, "recovery", key, recovery_build, &rb, dir, &stage2, &stage2_len);
+	if (r < 0)
+		goto out;
+	r = rom_upload(fb, stage2, stage2_len, counter_sign ? "recovery.bin (counter-signed)" :
 		       "recovery.bin");
 	if (r < 0)
 		goto out;
@@ -382,14 +566,82 @@ static int bootstrap_recovery(struct flow_board *fb)
 		goto out;
 	job_state(fb->job, DB_EVENT_BOOTSTRAP_FIRMWARE_UPDATED, NULL);
 out:
-	payload_eeprom_out_free(&eo);
 	free(fwdir);
 	free(fwpath);
 	free(rec_txt);
 	free(bootconf);
 	free(recovery);
-	free(rec);
-	free(signed_rec);
+	free(stage2);
+	return r;
+}
+
+struct gadget_build {
+	struct flow_board *fb;
+	const char *bootfiles, *soc, *bc_name, *gadget;
+	bool secure, counter_sign;
+};
+
+static int gadget_build(void *usr, const char *tmp, struct art_err *err)
+{
+	struct gadget_build *b = usr;
+	struct flow_ctx *c = b->fb->ctx;
+	char serve[4200], path[4600];
+	uint8_t *img = NULL, *bc = NULL, *cs = NULL;
+	size_t img_len = 0, bc_len = 0, cs_len = 0;
+	char *sig = NULL;
+	size_t sig_len = 0;
+	int r;
+
+	snprintf(serve, sizeof(serve), "%s/serve", tmp);
+	if (mkdir(serve, 0755) < 0)
+		return art_err_set(err, -errno, "cannot create %s: %s", serve, strerror(errno));
+	r = stage_bootfiles(b->fb, b->bootfiles, b->soc, serve);
+	if (r < 0)
+		return art_err_set(err, r, "staging %s for %s: %s", b->bootfiles, b->soc, strerror(-r));
+	r = read_file(b->gadget, &img, &img_len);
+	if (r < 0) {
+		art_err_set(err, r, "fastboot gadget image %s: %s (set [paths] gadget_image)",
+			    b->gadget, strerror(-r));
+		goto out;
+	}
+	r = payload_write_file(serve, "boot.img", img, img_len, err);
+	if (r == 0 && b->secure) {
+		snprintf(path, sizeof(path), "%s/boot.img", serve);
+		pthread_mutex_lock(&c->build_lock);
+		r = payload_boot_sig(c->signer, path, &sig, &sig_len, err);
+		pthread_mutex_unlock(&c->build_lock);
+		if (r == 0)
+			r = payload_write_file(serve, "boot.sig", sig, sig_len, err);
+	}
+	if (r == 0)
+		r = payload_write_file(serve, "config.txt", "boot_ramdisk=1\nuart_2ndstage=1\n",
+				       strlen("boot_ramdisk=1\nuart_2ndstage=1\n"), err);
+	if (r < 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/%s/%s", serve, b->soc, b->bc_name);
+	r = read_file(path, &bc, &bc_len);
+	if (r < 0) {
+		art_err_set(err, r, "%s is not in %s", b->bc_name, b->bootfiles);
+		goto out;
+	}
+	if (b->counter_sign) {
+		/* A fused BCM2712 runs only a counter-signed second stage. */
+		pthread_mutex_lock(&c->build_lock);
+		r = bootcode_counter_sign(c->signer, bc, bc_len, 0, &cs, &cs_len, err);
+		pthread_mutex_unlock(&c->build_lock);
+		if (r < 0)
+			goto out;
+		snprintf(path, sizeof(path), "%s/%s", serve, b->soc);
+		r = payload_write_file(path, b->bc_name, cs, cs_len, err);
+		if (r < 0)
+			goto out;
+	}
+	r = payload_write_file(tmp, "stage2.bin", cs ? cs : bc, cs ? cs_len : bc_len, err);
+out:
+	free(img);
+	free(bc);
+	free(cs);
+	free(sig);
 	return r;
 }
 
@@ -398,98 +650,81 @@ static int bootstrap_gadget(struct flow_board *fb)
 {
 	struct flow_ctx *c = fb->ctx;
 	const struct config *cfg = c->cfg;
+	const char *cache_dir = config_get(cfg, "paths", "cache_dir");
 	const char *soc = rpiboot_soc_prefix((uint16_t)fb->chip);
 	const char *bc_name = rpiboot_second_stage_name((uint16_t)fb->chip);
+	const char *gadget = config_get(cfg, "paths", "gadget_image");
 	char dir[4200], path[4400], bootfiles[4200];
+	char key[CACHE_KEY_HEX], img_hash[CACHE_KEY_HEX], bf_hash[CACHE_KEY_HEX];
 	uint8_t *img = NULL, *bc = NULL;
 	size_t img_len = 0, bc_len = 0;
-	char *sig = NULL;
-	size_t sig_len = 0;
 	struct art_err err = { "" };
-	bool secure = strcmp(fb->mode, "secure-boot") == 0;
+	bool secure = strcmp(fb->mode, "secure-boot") == 0, known;
 	int r;
 
 	if (!soc || !bc_name)
 		return job_fail(fb->job, -ENODEV, "no boot payload is known for chip %x", fb->chip);
 	snprintf(dir, sizeof(dir), "%s/gadget", fb->stage_dir);
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return job_fail(fb->job, -errno, "cannot create %s: %s", dir, strerror(errno));
 	if (fb->chip == 0x2764) {
 		/* usbboot's bootfiles.bin has no 2710/ entries: the gadget package
 		 * ships its own next to the gadget image, as the peer's does. */
-		const char *g = config_get(cfg, "paths", "gadget_image");
-		const char *slash = strrchr(g, '/');
+		const char *slash = strrchr(gadget, '/');
 
 		snprintf(bootfiles, sizeof(bootfiles), "%.*s/fastboot-gadget.2710-bootfiles-bin",
-			 slash ? (int)(slash - g) : 1, slash ? g : ".");
+			 slash ? (int)(slash - gadget) : 1, slash ? gadget : ".");
 	} else {
 		snprintf(bootfiles, sizeof(bootfiles), "%s/mass-storage-gadget64/bootfiles.bin",
 			 config_get(cfg, "paths", "payload_dir"));
 	}
-	r = stage_bootfiles(fb, bootfiles, soc, dir);
-	if (r < 0)
-		return job_fail(fb->job, r, "staging %s for %s: %s", bootfiles, soc, strerror(-r));
+	/* A fused BCM2712 runs only a counter-signed second stage: in
+	 * secure-boot, and for a board being reprovisioned in any mode. */
+	bool counter_sign = fb->chip == 0x2712 && (secure || fb->reprovision) && c->signer;
+	if (secure && !c->signer)
+		return job_fail(fb->job, -ENOKEY, "secure-boot needs a signing key ([key] pem or signer)");
 
-	/* boot.img: the fastboot gadget's ramdisk image. */
-	const char *gadget = config_get(cfg, "paths", "gadget_image");
-	r = read_file(gadget, &img, &img_len);
+	r = cache_file_sha256(cache_dir, gadget, img_hash, &known, &err);
 	if (r < 0) {
 		r = job_fail(fb->job, r, "fastboot gadget image %s: %s (set [paths] gadget_image)",
-			     gadget, strerror(-r));
+			     gadget, err.msg);
 		goto out;
 	}
-	r = payload_write_file(dir, "boot.img", img, img_len, &err);
-	if (r == 0 && secure) {
-		snprintf(path, sizeof(path), "%s/boot.img", dir);
-		r = payload_boot_sig(c->signer, path, &sig, &sig_len, &err);
-		if (r == 0)
-			r = payload_write_file(dir, "boot.sig", sig, sig_len, &err);
-	}
+	r = cache_file_sha256(cache_dir, bootfiles, bf_hash, &known, &err);
 	if (r < 0) {
-		r = job_fail(fb->job, r, "staging the gadget: %s", err.msg);
+		r = job_fail(fb->job, r, "%s: %s (install usbboot's bootfiles or set [paths] "
+			     "payload_dir)", bootfiles, err.msg);
 		goto out;
 	}
-	r = write_text(fb, dir, "config.txt", "boot_ramdisk=1\nuart_2ndstage=1\n");
+	struct cache_key k;
+	cache_key_init(&k, "bootstrap-gadget");
+	cache_key_add_u64(&k, "chip", fb->chip);
+	cache_key_add_u64(&k, "secure", secure);
+	cache_key_add_u64(&k, "counter-sign", counter_sign);
+	key_add_hash(&k, "gadget", img_hash);
+	key_add_hash(&k, "bootfiles", bf_hash);
+	cache_key_add_str(&k, "key", c->key_fingerprint);
+	cache_key_final(&k, key);
+
+	struct gadget_build gb = { .fb = fb, .bootfiles = bootfiles, .soc = soc, .bc_name = bc_name,
+				   .gadget = gadget, .secure = secure, .counter_sign = counter_sign };
+	r = payload_from_cache(fb, "gadget", key, gadget_build, &gb, dir, &bc, &bc_len);
 	if (r < 0)
 		goto out;
-
-	snprintf(path, sizeof(path), "%s/%s/%s", dir, soc, bc_name);
-	r = read_file(path, &bc, &bc_len);
+	snprintf(path, sizeof(path), "%s/boot.img", dir);
+	r = read_file(path, &img, &img_len);
 	if (r < 0) {
-		r = job_fail(fb->job, r, "%s is not in %s", bc_name, bootfiles);
+		r = job_fail(fb->job, r, "staged gadget image %s: %s", path, strerror(-r));
 		goto out;
-	}
-	if (fb->chip == 0x2712 && secure) {
-		/* A fused BCM2712 runs only a counter-signed second stage. */
-		uint8_t *cs = NULL;
-		size_t cs_len = 0;
-
-		r = bootcode_counter_sign(c->signer, bc, bc_len, 0, &cs, &cs_len, &err);
-		if (r < 0) {
-			r = job_fail(fb->job, r, "counter-signing %s: %s", bc_name, err.msg);
-			goto out;
-		}
-		free(bc);
-		bc = cs;
-		bc_len = cs_len;
-		snprintf(path, sizeof(path), "%s/%s", dir, soc);
-		r = payload_write_file(path, bc_name, bc, bc_len, &err);
-		if (r < 0) {
-			r = job_fail(fb->job, r, "staging %s: %s", bc_name, err.msg);
-			goto out;
-		}
 	}
 	if (vpi_standin_is(img, img_len))
 		blog(job_log(fb->job), BLOG_BOOTSTRAP, "gadget image is a simulator stand-in");
 	job_state(fb->job, DB_EVENT_BOOTSTRAP_FASTBOOT_INIT_STARTED, NULL);
-	r = rom_upload(fb, bc, bc_len, bc_name);
+	r = rom_upload(fb, bc, bc_len, counter_sign ? "the counter-signed gadget bootcode" : bc_name);
 	if (r < 0)
 		goto out;
 	r = serve_stage2(fb, dir, "gadget boot", img, img_len);
 out:
 	free(img);
 	free(bc);
-	free(sig);
 	return r;
 }
 
@@ -508,7 +743,25 @@ int flow_bootstrap(struct flow_board *fb)
 			fb->reprovision = true;
 	}
 	if (fb->skip_eeprom)
-		blog(job_log(fb->job), BLOG_BOOTSTRAP, "special flag skip-eeprom: straight to the gadget");
+		blog(job_log(fb->job), BLOG_BOOTSTRAP, "special flag skip-eeprom: EEPROM update skipped, "
+		     "straight to the gadget");
+	if (fb->reprovision)
+		blog(job_log(fb->job), BLOG_BOOTSTRAP, "special flag reprovision: set for %s",
+		     fb->serial8);
+	/* A fused BCM2712 runs only counter-signed code. When this station's own
+	 * records show the board provisioned with its OTP holding this key's
+	 * hash, treat it as flagged for reprovision. */
+	if (fb->chip == 0x2712 && !fb->reprovision && fb->serial8[0] && c->key_fingerprint[0]) {
+		bool secured = false;
+
+		if (db_device_secured_with(job_db(fb->job), fb->serial8, c->key_fingerprint,
+					   &secured) == 0 && secured) {
+			fb->reprovision = true;
+			blog(job_log(fb->job), BLOG_BOOTSTRAP, "the records show board %s provisioned "
+			     "with its OTP holding the hash of key %.16s...: reprovisioning it with a "
+			     "counter-signed recovery", fb->serial8, c->key_fingerprint);
+		}
+	}
 
 	r = flow_hook(fb, HOOK_BOOTSTRAP, NULL);
 	if (r < 0)

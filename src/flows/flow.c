@@ -64,6 +64,22 @@ int flow_hook(struct flow_board *fb, enum hook_stage stage, const char *fastboot
 	return hooks_result_ok(&hr) ? 0 : -EIO;
 }
 
+/* The run's hold: what the operator asked for on the command line, else
+ * [station] hold from the configuration. */
+static enum flow_hold flow_effective_hold(const struct flow_ctx *c)
+{
+	const char *h;
+
+	if (c->hold != FLOW_HOLD_NONE)
+		return c->hold;
+	h = config_get(c->cfg, "station", "hold");
+	if (h && strcmp(h, "after-bootstrap") == 0)
+		return FLOW_HOLD_AFTER_BOOTSTRAP;
+	if (h && strcmp(h, "after-triage") == 0)
+		return FLOW_HOLD_AFTER_TRIAGE;
+	return FLOW_HOLD_NONE;
+}
+
 static int flow_run(struct flow_board *fb)
 {
 	struct flow_ctx *c = fb->ctx;
@@ -73,6 +89,7 @@ static int flow_run(struct flow_board *fb)
 	uint16_t pid = 0;
 	char serial[64];
 	const char *fixed;
+	enum flow_hold hold = flow_effective_hold(c);
 	int r;
 
 	if (!job_device_info(fb->job, &role, &pid, serial, sizeof(serial)))
@@ -120,13 +137,16 @@ static int flow_run(struct flow_board *fb)
 		r = flow_bootstrap(fb);
 		if (r < 0)
 			return r;
-		if (c->hold == FLOW_HOLD_AFTER_BOOTSTRAP)
+		if (hold == FLOW_HOLD_AFTER_BOOTSTRAP) {
+			blog(job_log(fb->job), BLOG_BOOTSTRAP, "held after bootstrap as configured");
 			return JOB_HELD;
+		}
 	}
 	r = flow_triage(fb, &gadget);
 	if (r < 0)
 		return r;
-	if (c->hold == FLOW_HOLD_AFTER_TRIAGE) {
+	if (hold == FLOW_HOLD_AFTER_TRIAGE) {
+		blog(job_log(fb->job), BLOG_TRIAGE, "held after triage as configured");
 		transport_close(gadget);
 		return JOB_HELD;
 	}

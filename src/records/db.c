@@ -1043,6 +1043,34 @@ out:
 	return tx_end(db, r);
 }
 
+int db_device_secured_with(struct db *db, const char *serial, const char *fingerprint, bool *out)
+{
+	sqlite3_stmt *st = NULL;
+	size_t sl = serial ? strlen(serial) : 0;
+	int r, rc;
+
+	*out = false;
+	if ((sl != 8 && sl != 16) || !fingerprint || !*fingerprint)
+		return db_err(db, -EINVAL, "looking up a secured board: need an 8- or 16-hex serial "
+			      "and a key fingerprint");
+	r = db_prepare(db, "SELECT count(*) FROM devices WHERE pubkey_programmed = 1"
+		       " AND lower(customer_key_fingerprint) = lower(?2)"
+		       " AND (lower(serial) = lower(?1) OR (length(?1) = 8 AND length(serial) = 16"
+		       " AND lower(substr(serial, 9, 8)) = lower(?1)))",
+		       &st, "looking up a secured board");
+	if (r < 0)
+		return r;
+	bind_text(st, 1, serial);
+	bind_text(st, 2, fingerprint);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0) > 0;
+	else
+		r = db_sqlite_err(db, rc, "looking up a secured board");
+	sqlite3_finalize(st);
+	return r;
+}
+
 /* ---- events and audit ------------------------------------------------ */
 
 int db_event(struct db *db, int64_t attempt_id, const char *serial, const char *usb_port,

@@ -191,6 +191,13 @@ struct db_device_record {
  * is not running, -EINVAL if serial or boardname is missing. */
 int db_device_record(struct db *db, int64_t attempt_id, const struct db_device_record *rec);
 
+/* Whether this station's records show the board @serial (16-hex, or the
+ * 8-hex ROM serial: the low half of the 16-hex one) provisioned with its OTP
+ * holding the key hash (pubkey_programmed = 1) of the key @fingerprint
+ * (customer_key_fingerprint, case-insensitive). *out false when no row
+ * matches; 0 or -errno. */
+int db_device_secured_with(struct db *db, const char *serial, const char *fingerprint, bool *out);
+
 /* ---- events and audit ------------------------------------------------ */
 
 /* attempt_id <= 0: not tied to an attempt. serial/usb_port/detail may be NULL. */

@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -318,6 +319,38 @@ static int make_default(const char *dir, char *ini, size_t inilen, bool fresh)
 	return fclose(f) == 0 ? 0 : -EIO;
 }
 
+/* Who ran the command, for the audit row. */
+static const char *sim_operator(void)
+{
+	const char *sudo = getenv("SUDO_USER");
+	struct passwd *pw;
+
+	if (sudo && *sudo)
+		return sudo;
+	pw = getpwuid(getuid());
+	return pw ? pw->pw_name : "unknown";
+}
+
+/* Record an OTP arming decision in the audit table; a failure to record is
+ * reported but does not change the decision. */
+static void sim_audit(const struct config *cfg, const char *action, const char *target,
+		      const char *detail)
+{
+	const char *path = config_get(cfg, "paths", "database");
+	struct db *db = NULL;
+	int r;
+
+	if (!path || !*path)
+		return;
+	r = db_open(path, DB_OPEN_CREATE, &db);
+	if (r == 0)
+		r = db_audit(db, DB_ORIGIN_CLI, sim_operator(), action, target, detail);
+	if (r < 0)
+		fprintf(stderr, "simulate: warning: could not record '%s' in the audit table of %s: "
+			"%s\n", action, path, strerror(-r));
+	db_close(db);
+}
+
 /* Print events and keep each board's verdict. */
 static void sim_drain(struct sim *s, struct event_queue *q, bool json, uint64_t start)
 {
@@ -546,13 +579,26 @@ int cmd_simulate(struct cli *cli, int argc, char **argv)
 		if (al < 8 || !fl || al > fl || strcasecmp(arm, fctx.key_fingerprint + fl - al) != 0) {
 			fprintf(stderr, "simulate: --arm-otp %s does not match the key fingerprint %s; "
 				"OTP stays disarmed\n", arm, fl ? fctx.key_fingerprint : "(no key)");
+			char detail[160];
+			snprintf(detail, sizeof(detail), "simulate --arm-otp %.64s: %s", arm,
+				 fl ? "does not match the key fingerprint" : "no key is configured");
+			sim_audit(cfg, "otp-arm-refused", fl ? fctx.key_fingerprint : NULL, detail);
 			rc = EXIT_USAGE;
 			goto out_ctx;
 		}
 		fctx.otp_armed = true;
+		char detail[160];
+		snprintf(detail, sizeof(detail), "simulate --arm-otp %.64s: %zu virtual board(s)%s",
+			 arm, s->n, dry_run ? ", dry run (nothing burned)" : "");
+		sim_audit(cfg, "otp-arm", fctx.key_fingerprint, detail);
 	} else if (embedded) {
 		fctx.otp_armed = true;
 		armed_implicitly = true;
+		char detail[160];
+		snprintf(detail, sizeof(detail), "simulate, embedded default: armed implicitly for "
+			 "%zu virtual board(s) and its throw-away key%s", s->n,
+			 dry_run ? ", dry run (nothing burned)" : "");
+		sim_audit(cfg, "otp-arm", fctx.key_fingerprint[0] ? fctx.key_fingerprint : NULL, detail);
 	}
 	fprintf(stderr, "simulate: OTP %s%s\n", fctx.otp_armed ? "ARMED" : "disarmed",
 		armed_implicitly ? " (embedded default, virtual boards only)" : "");
