@@ -89,8 +89,10 @@ static void warn(struct pipeline_outputs *o, const char *fmt, ...)
 
 	if (n + 2 >= sizeof(o->warnings))
 		return;
-	if (n)
-		o->warnings[n++] = ';', o->warnings[n++] = ' ', o->warnings[n] = '\0';
+	if (n) {
+		memcpy(o->warnings + n, "; ", 3);
+		n += 2;
+	}
 	va_start(ap, fmt);
 	vsnprintf(o->warnings + n, sizeof(o->warnings) - n, fmt, ap);
 	va_end(ap);
