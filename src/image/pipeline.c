@@ -588,7 +588,8 @@ static int build_rootfs(void *usr, const char *tmp, struct art_err *err)
 	rc = gold_open(c->raw, &g, true, err);
 	if (!rc)
 		rc = rootfs_build(c->raw, mbr_part_offset(g.root), mbr_part_bytes(g.root),
-				  c->in->container_bytes, tmp, simg, &st, err);
+				  c->in->container_bytes, tmp, simg, c->in->on_root_image,
+				  c->in->root_usr, &st, err);
 	gold_close(&g);
 	if (!rc) {
 		snprintf(manifest, sizeof(manifest),
@@ -825,6 +826,8 @@ int image_pipeline_build(const struct pipeline_inputs *in, struct pipeline_outpu
 	cache_key_init(&k, "rootfs");
 	cache_key_add_str(&k, "image-sha256", out->image_sha256);
 	cache_key_add_u64(&k, "container-bytes", in->container_bytes);
+	cache_key_add_str(&k, "root-hook", in->on_root_image ? (in->root_id ? in->root_id : "anon")
+							    : NULL);
 	cache_key_add_str(&k, "settings", in->settings);
 	cache_key_final(&k, key);
 	rc = cache_get(in->cache_dir, key, build_rootfs, &c, &out->rootfs_entry, &out->rootfs_hit,

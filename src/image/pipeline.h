@@ -41,6 +41,11 @@ typedef int (*pipeline_sign_fn)(void *usr, const char *boot_img, const char *sig
  * (the `*-bootfs-mounted` hook point): changes made under @boot_dir are in
  * boot.img. */
 typedef int (*pipeline_tree_fn)(void *usr, const char *boot_dir, struct art_err *err);
+/* Called with the root file system as a plain ext4 image file, already
+ * fitted to the container, before it becomes rootfs.simg (the
+ * `*-rootfs-mounted` hook point without a mount: edit it with debugfs -w,
+ * e2tools or libext2fs; it must not be resized). */
+typedef int (*pipeline_root_fn)(void *usr, const char *ext4_image, struct art_err *err);
 
 struct pipeline_inputs {
 	enum pipeline_mode mode;
@@ -58,6 +63,9 @@ struct pipeline_inputs {
 	pipeline_tree_fn on_boot_tree;
 	void *tree_usr;
 	const char *tree_id;		/* identity of what on_boot_tree does (hook hash) */
+	pipeline_root_fn on_root_image;
+	void *root_usr;
+	const char *root_id;		/* identity of what on_root_image does */
 	const char *settings;		/* any other setting that changes the output */
 	uint64_t container_bytes;	/* >0: also build rootfs.simg for this container */
 	time_t timestamp;		/* FAT time stamps; 0: each file's time in the gold image */

@@ -110,7 +110,8 @@ static int copy_range(int in, uint64_t in_off, int out, uint64_t out_off, uint64
 
 int rootfs_build(const char *image, uint64_t part_offset, uint64_t part_bytes,
 		 uint64_t container_bytes, const char *work_dir, const char *out_simg,
-		 struct rootfs_stats *stats, struct art_err *err)
+		 rootfs_edit_fn edit, void *edit_usr, struct rootfs_stats *stats,
+		 struct art_err *err)
 {
 	struct extent_list ext = {0};
 	struct ext4_fs *fs = NULL;
@@ -191,6 +192,15 @@ int rootfs_build(const char *image, uint64_t part_offset, uint64_t part_bytes,
 	if (ftruncate(out, (off_t)st.fs_bytes) < 0) {
 		rc = art_err_set(err, -errno, "cannot size %s: %s", raw, strerror(errno));
 		goto out;
+	}
+	if (edit) {
+		rc = edit(edit_usr, raw, err);
+		if (rc)
+			goto out;
+		if (ftruncate(out, (off_t)st.fs_bytes) < 0) {	/* the editor must not resize */
+			rc = art_err_set(err, -errno, "cannot size %s: %s", raw, strerror(errno));
+			goto out;
+		}
 	}
 	extents_free(&ext);
 	rc = ext4_open(raw, 0, st.fs_bytes, &fs, err);

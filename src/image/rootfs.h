@@ -33,11 +33,17 @@ struct rootfs_stats {
 	struct simg_stats simg;
 };
 
+/* Called with the fitted file system image (a plain ext4 file) before its
+ * used blocks are read: a customisation step may change it (debugfs -w,
+ * e2tools, libext2fs). */
+typedef int (*rootfs_edit_fn)(void *usr, const char *ext4_image, struct art_err *err);
+
 /* Build @out_simg from the ext4 file system at @part_offset (@part_bytes
- * long) of @image, sized to @container_bytes. */
+ * long) of @image, sized to @container_bytes. @edit may be NULL. */
 int rootfs_build(const char *image, uint64_t part_offset, uint64_t part_bytes,
 		 uint64_t container_bytes, const char *work_dir, const char *out_simg,
-		 struct rootfs_stats *stats, struct art_err *err);
+		 rootfs_edit_fn edit, void *edit_usr, struct rootfs_stats *stats,
+		 struct art_err *err);
 
 /* Run an e2fsprogs tool (looked up in /sbin, /usr/sbin, then PATH) with
  * @argv (argv[0] = tool name), stdin from /dev/null, output captured.

@@ -100,6 +100,18 @@ expect_rc 0 "$DRIVER" build secure-boot "$GOLD" "$CACHE" --initramfs "$IRD" --ke
 [ "$(kv boot_hit)" = 1 ] && [ "$(kv rootfs_hit)" = 1 ] || fail "second build was not a cache hit"
 pass "warm cache: hit (cold ${cold}s, warm $(kv seconds)s)"
 
+# the rootfs-mounted hook point: edit the fitted file system, then it is sparse
+printf 'per-device file from the hook\n' >"$T/hookfile"
+printf 'write %s /etc/provisioned-by-hook\n' "$T/hookfile" >"$T/root-edit.cmds"
+expect_rc 0 "$DRIVER" build secure-boot "$GOLD" "$CACHE" --initramfs "$IRD" --key "$KEY" \
+	--storage sd --family 5 --container "$CONTAINER" --root-edit "$T/root-edit.cmds"
+[ "$(kv boot_hit)" = 1 ] && [ "$(kv rootfs_hit)" = 0 ] || fail "a root hook must rebuild only the rootfs"
+simg2img "$(kv rootfs_simg)" "$T/rootfs-hook.raw"
+e2fsck -fn "$T/rootfs-hook.raw" >/dev/null 2>&1 || fail "rootfs edited by the hook is not clean"
+[ "$(debugfs -R 'cat /etc/provisioned-by-hook' "$T/rootfs-hook.raw" 2>/dev/null)" = "per-device file from the hook" ] ||
+	fail "the hook's change is not in rootfs.simg"
+pass "root hook: its edit of the fitted file system is in rootfs.simg"
+
 # ---- fde-only on NVMe: no boot.sig, device renamed in the initramfs
 expect_rc 0 "$DRIVER" build fde-only "$GOLD" "$CACHE" --initramfs "$IRD" --storage nvme --family 4
 [ "$(kv boot_hit)" = 0 ] || fail "fde-only reused the secure-boot entry"

@@ -4,6 +4,7 @@
  *
  *   test_image_driver build MODE GOLD CACHE [options]
  *       --initramfs F --storage S --family F --container BYTES --key PEM
+ *       --root-edit DEBUGFS_CMDS (run `debugfs -w -f` on the fitted root fs)
  *   prints key=value lines (paths, sizes, hits, seconds, peak RSS KiB).
  *   test_image_driver fat-build SRC_DIR OUT [bootimg|partition BYTES]
  *   test_image_driver fat-extract IMG OFFSET DIR
@@ -23,6 +24,7 @@
 #include "image/cache.h"
 #include "image/fat.h"
 #include "image/pipeline.h"
+#include "image/rootfs.h"
 
 static double now(void)
 {
@@ -32,10 +34,18 @@ static double now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* The rootfs-mounted hook point, done with debugfs commands from a file. */
+static int root_edit(void *usr, const char *image, struct art_err *err)
+{
+	const char *argv[] = {"debugfs", "-w", "-f", usr, image, NULL};
+
+	return rootfs_run_tool(argv, err);
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: test_image_driver build MODE GOLD CACHE [--initramfs F] "
-		"[--storage S] [--family F] [--container BYTES] [--key PEM]\n"
+		"[--storage S] [--family F] [--container BYTES] [--key PEM] [--root-edit CMDS]\n"
 		"       test_image_driver fat-build SRC OUT [bootimg|partition BYTES]\n"
 		"       test_image_driver fat-extract IMG OFFSET DIR\n"
 		"       test_image_driver clear CACHE\n");
@@ -50,6 +60,7 @@ static int cmd_build(int argc, char **argv)
 		{"family", required_argument, NULL, 'f'},
 		{"container", required_argument, NULL, 'c'},
 		{"key", required_argument, NULL, 'k'},
+		{"root-edit", required_argument, NULL, 'r'},
 		{NULL, 0, NULL, 0},
 	};
 	struct pipeline_inputs in;
@@ -83,6 +94,11 @@ static int cmd_build(int argc, char **argv)
 			break;
 		case 'c':
 			in.container_bytes = strtoull(optarg, NULL, 0);
+			break;
+		case 'r':
+			in.on_root_image = root_edit;
+			in.root_usr = optarg;
+			in.root_id = optarg;
 			break;
 		case 'k':
 			rc = signer_open_pem(optarg, &signer, &err);
