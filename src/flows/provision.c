@@ -85,6 +85,29 @@ static int flash_simg(struct prov *p, const char *partition, const char *path)
 	return 0;
 }
 
+/* Describe the gadget's bmap-verify mismatch "<index>:<expected>:<actual>"
+ * with the blocks of that range (from the bmap that was sent). */
+static void describe_mismatch(const char *msg, const uint8_t *bmap, size_t len, char *out,
+			      size_t outlen)
+{
+	char *end;
+	unsigned long idx = strtoul(msg, &end, 10);
+	const char *exp = *end == ':' ? end + 1 : NULL, *act = exp ? strchr(exp, ':') : NULL;
+	uint32_t block = len >= 16 ? (uint32_t)bmap[4] | (uint32_t)bmap[5] << 8 |
+					(uint32_t)bmap[6] << 16 | (uint32_t)bmap[7] << 24 : 0;
+
+	if (!exp || !act || act - exp != 64 || strlen(act + 1) != 64 || 16 + 40 * (idx + 1) > len) {
+		snprintf(out, outlen, "the board answered: %s", msg);
+		return;
+	}
+	const uint8_t *r = bmap + 16 + 40 * idx;
+	uint32_t first = (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
+	uint32_t last = (uint32_t)r[4] | (uint32_t)r[5] << 8 | (uint32_t)r[6] << 16 | (uint32_t)r[7] << 24;
+	snprintf(out, outlen, "range %lu, blocks %u-%u (bytes %llu-%llu), reads back with SHA-256 "
+		 "%.16s... instead of %.16s...", idx, first, last,
+		 (unsigned long long)first * block, ((unsigned long long)last + 1) * block - 1, act + 1, exp);
+}
+
 /* The board hashes @partition's blocks and compares with what @simg defines. */
 static int verify_on_board(struct prov *p, const char *partition, const char *simg)
 {
@@ -93,26 +116,43 @@ static int verify_on_board(struct prov *p, const char *partition, const char *si
 	uint32_t ranges = 0;
 	char resp[FB_MSG_MAX + 1];
 	char args[FB_CMD_MAX];
+	char why[512];
 	int r;
 
 	r = verify_bmap_from_sparse(simg, &bmap, &len, &ranges);
 	if (r < 0)
-		return job_fail(p->fb->job, r, "cannot build the verification map of %s", simg);
+		return job_fail(p->fb->job, r, "cannot build the verification map of %s: %s (the "
+				"cached image may be damaged: delete it and retry)", simg, strerror(-r));
+	blog(job_log(p->fb->job), BLOG_PROVISIONER, "verify %s: %u ranges (%zu bytes of bmap)",
+	     partition, ranges, len);
 	r = fb_download(&p->f, bmap, len);
-	free(bmap);
-	if (r < 0)
-		return job_fail(p->fb->job, r, "verify %s: %s", partition, fb_last_error(&p->f));
+	if (r < 0) {
+		job_fail(p->fb->job, r, "verify %s: sending the bmap: %s", partition, fb_last_error(&p->f));
+		goto out;
+	}
 	snprintf(args, sizeof(args), "bmap-load %s", partition);
 	r = fb_oem(&p->f, args, OEM_TIMEOUT_MS, NULL, NULL, 0);
-	if (r < 0)
-		return job_fail(p->fb->job, r, "verify %s: %s", partition, fb_last_error(&p->f));
+	if (r < 0) {
+		job_fail(p->fb->job, r, "verify %s: oem %s: %s", partition, args, fb_last_error(&p->f));
+		goto out;
+	}
 	snprintf(args, sizeof(args), "bmap-verify %s", partition);
 	r = fb_oem(&p->f, args, 600000, NULL, resp, sizeof(resp));
-	if (r < 0)
-		return job_fail(p->fb->job, -EBADMSG, "verification of %s failed: what the board holds "
-				"differs from what was sent (%s)", partition, fb_fail_message(&p->f));
+	if (r == -EREMOTEIO && strchr(fb_fail_message(&p->f), ':')) {
+		describe_mismatch(fb_fail_message(&p->f), bmap, len, why, sizeof(why));
+		r = job_fail(p->fb->job, -EBADMSG, "verification of %s failed: what the board holds "
+			     "differs from what was sent: %s. The storage did not keep what was "
+			     "written: replace it (or the board) and provision again", partition, why);
+		goto out;
+	}
+	if (r < 0) {
+		job_fail(p->fb->job, r, "verify %s: oem %s: %s", partition, args, fb_last_error(&p->f));
+		goto out;
+	}
 	blog(job_log(p->fb->job), BLOG_PROVISIONER, "verified %s: %s", partition, resp);
-	return 0;
+out:
+	free(bmap);
+	return r;
 }
 
 static void getvar_opt(struct prov *p, const char *name, char *val, size_t len)
@@ -336,20 +376,28 @@ static int build(struct prov *p, uint64_t container, struct pipeline_outputs *po
 	return 0;
 }
 
-/* A board whose storage is smaller than what must go on it fails before erase. */
-static int check_size(struct prov *p, uint64_t need)
+/* A board whose storage is smaller than what must go on it fails before
+ * erase. @what says what @need is made of. */
+static int check_size(struct prov *p, uint64_t need, const char *what)
 {
 	char val[FB_MSG_MAX + 1];
 	uint64_t have = 0;
 	char q[64];
 
 	snprintf(q, sizeof(q), "block-device-size:%s", p->fb->disk);
-	if (fb_getvar(&p->f, q, val, sizeof(val)) == 0)
-		have = strtoull(val, NULL, 10);
-	if (have && have < need)
+	if (fb_getvar(&p->f, q, val, sizeof(val)) < 0 || fb_parse_size(val, &have) < 0 || !have) {
+		blog(job_log(p->fb->job), BLOG_PROVISIONER, "getvar %s: %s; the storage size is "
+		     "not checked before erase", q, fb_last_error(&p->f));
+		return 0;
+	}
+	if (have < need)
 		return job_fail(p->fb->job, -ENOSPC, "storage %s is too small: the image needs %llu "
-				"bytes, the board has %llu", p->fb->disk, (unsigned long long)need,
-				(unsigned long long)have);
+				"bytes (%llu MiB: %s), the board has %llu bytes (%llu MiB). Nothing was "
+				"erased; fit larger storage or configure a smaller image",
+				p->fb->disk, (unsigned long long)need, (unsigned long long)(need >> 20),
+				what, (unsigned long long)have, (unsigned long long)(have >> 20));
+	blog(job_log(p->fb->job), BLOG_PROVISIONER, "storage %s: %llu bytes, the image needs %llu",
+	     p->fb->disk, (unsigned long long)have, (unsigned long long)need);
 	return 0;
 }
 
@@ -397,9 +445,13 @@ int flow_provision(struct flow_board *fb, struct transport *gadget)
 	r = build(&p, 0, &po);
 	if (r < 0)
 		goto out;
-	snprintf(part1, sizeof(part1), "%s%s1", fb->disk, strncmp(fb->disk, "nvme", 4) ? "p" : "p");
+	snprintf(part1, sizeof(part1), "%sp1", fb->disk);
 	snprintf(part2, sizeof(part2), "%sp2", fb->disk);
-	r = check_size(&p, luks ? po.bootfs_bytes + (64u << 20) : po.disk_bytes);
+	/* LUKS modes: the first partition starts at the 4 MiB grain; the root
+	 * needs at least the LUKS2 header (16 MiB) and a small file system. */
+	r = check_size(&p, luks ? (4u << 20) + po.bootfs_bytes + (64u << 20) : po.disk_bytes,
+		       luks ? "4 MiB alignment, the boot partition, at least 64 MiB for the "
+			      "encrypted root" : "the whole disk image");
 	if (r < 0)
 		goto out;
 
@@ -430,8 +482,9 @@ int flow_provision(struct flow_board *fb, struct transport *gadget)
 		if (r == 0)
 			r = fb_parse_size(val, &container);
 		if (r < 0 || container == 0) {
-			job_fail(fb->job, r < 0 ? r : -EIO, "the LUKS container's size is unknown: %s",
-				 fb_last_error(&p.f));
+			job_fail(fb->job, r < 0 ? r : -EIO, "the LUKS container mapper/cryptroot did not "
+			 "appear with a size within 10 s of cryptopen: %s",
+			 r < 0 ? fb_last_error(&p.f) : "it answered 0 bytes");
 			goto out;
 		}
 		r = build(&p, container, &pr);
