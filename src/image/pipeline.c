@@ -651,86 +651,183 @@ static int add_nonzero(int fd, uint64_t off, uint64_t len, struct extent_list *e
 	return rc;
 }
 
-static int build_naked(void *usr, const char *tmp, struct art_err *err)
+/* The byte ranges of a whole-disk image that must be flashed: the MBR, the
+ * non-zero blocks outside partitions, used clusters/blocks of FAT and ext4
+ * partitions, the non-zero blocks of any other partition. */
+static int naked_extents(const char *raw, const struct gold *g, uint64_t size,
+			 struct extent_list *ext, struct pipeline_outputs *o, struct art_err *err)
 {
-	struct build_ctx *c = usr;
-	struct extent_list ext = {0};
-	struct simg_stats ss;
-	struct gold g = {.fd = -1};
-	struct stat st;
-	char *simg = pjoin(tmp, "disk.simg"), manifest[256];
-	uint64_t size, pos = 0;
 	int rc, i, order[MBR_PARTS], n = 0, a, b;
+	uint64_t pos = 0;
 
-	if (!simg)
-		return -ENOMEM;
-	rc = gold_open(c->raw, &g, false, err);
-	if (rc)
-		goto out;
-	if (fstat(g.fd, &st) < 0) {
-		rc = -errno;
-		goto out;
-	}
-	size = (uint64_t)st.st_size;
 	for (i = 0; i < MBR_PARTS; i++)
-		if (g.mbr.part[i].type)
+		if (g->mbr.part[i].type)
 			order[n++] = i;
 	for (a = 0; a < n; a++)		/* by start sector */
 		for (b = a + 1; b < n; b++)
-			if (g.mbr.part[order[b]].lba_start < g.mbr.part[order[a]].lba_start) {
+			if (g->mbr.part[order[b]].lba_start < g->mbr.part[order[a]].lba_start) {
 				int t = order[a];
 
 				order[a] = order[b];
 				order[b] = t;
 			}
-	rc = extents_add(&ext, 0, MBR_SECTOR);	/* the partition table itself */
+	rc = extents_add(ext, 0, MBR_SECTOR);	/* the partition table itself */
 	for (a = 0; a < n && !rc; a++) {
-		const struct mbr_part *p = &g.mbr.part[order[a]];
+		const struct mbr_part *p = &g->mbr.part[order[a]];
 		uint64_t off = mbr_part_offset(p), len = mbr_part_bytes(p);
-		struct naked_ctx nc = {.ext = &ext, .base = off};
+		struct naked_ctx nc = {.ext = ext, .base = off};
 		struct art_err ignore;
 		int r = -1;
 
 		if (off > pos)
-			rc = add_nonzero(g.fd, pos, off - pos, &ext, err);
+			rc = add_nonzero(g->fd, pos, off - pos, ext, err);
 		if (rc)
 			break;
 		if (is_fat_type(p->type)) {
 			struct fat_vol *v = NULL;
 
-			r = fat_open(g.fd, off, len, &v, &ignore);
+			r = fat_open(g->fd, off, len, &v, &ignore);
 			if (!r)
 				r = fat_used_extents(v, naked_add, &nc, &ignore);
 			fat_close(v);
 		} else if (p->type == MBR_TYPE_LINUX) {
 			struct ext4_fs *fs = NULL;
 
-			r = ext4_open(c->raw, off, len, &fs, &ignore);
+			r = ext4_open(raw, off, len, &fs, &ignore);
 			if (!r)
 				r = ext4_used_extents(fs, naked_add, &nc, &ignore);
 			ext4_close(fs);
 		}
 		if (r) {
-			if (r != -1)
-				warn(c->out, "partition %d: %s; copying its non-zero blocks",
-				     order[a] + 1, ignore.msg);
-			rc = add_nonzero(g.fd, off, len, &ext, err);
+			if (r != -1 && o)
+				warn(o, "partition %d: %s; copying its non-zero blocks", order[a] + 1,
+				     ignore.msg);
+			rc = add_nonzero(g->fd, off, len, ext, err);
 		}
 		pos = off + len;
 	}
 	if (!rc && pos < size)
-		rc = add_nonzero(g.fd, pos, size - pos, &ext, err);
-	if (!rc)
-		rc = simg_write(g.fd, 0, size, &ext, simg, &ss, err);
-	if (!rc) {
-		snprintf(manifest, sizeof(manifest),
-			 "disk_bytes=%" PRIu64 "\ndisk_file_bytes=%" PRIu64 "\nimage_bytes=%" PRIu64
-			 "\n", ss.expanded_bytes, ss.file_bytes, size);
-		rc = manifest_write(tmp, manifest, err);
+		rc = add_nonzero(g->fd, pos, size - pos, ext, err);
+	return rc;
+}
+
+/* disk.simg of @raw into @simg; manifest text into @manifest. */
+static int naked_simg(const char *raw, const char *simg, struct pipeline_outputs *o,
+		      struct simg_stats *ss, struct art_err *err)
+{
+	struct extent_list ext = {0};
+	struct gold g = {.fd = -1};
+	struct stat st;
+	int rc;
+
+	rc = gold_open(raw, &g, false, err);
+	if (rc)
+		goto out;
+	if (fstat(g.fd, &st) < 0) {
+		rc = -errno;
+		goto out;
 	}
+	rc = naked_extents(raw, &g, (uint64_t)st.st_size, &ext, o, err);
+	if (!rc)
+		rc = simg_write(g.fd, 0, (uint64_t)st.st_size, &ext, simg, ss, err);
 out:
 	gold_close(&g);
 	extents_free(&ext);
+	return rc;
+}
+
+static int build_naked(void *usr, const char *tmp, struct art_err *err)
+{
+	struct build_ctx *c = usr;
+	struct simg_stats ss;
+	char *simg = pjoin(tmp, "disk.simg"), manifest[256];
+	int rc;
+
+	if (!simg)
+		return -ENOMEM;
+	rc = naked_simg(c->raw, simg, c->out, &ss, err);
+	if (!rc) {
+		snprintf(manifest, sizeof(manifest),
+			 "disk_bytes=%" PRIu64 "\ndisk_file_bytes=%" PRIu64 "\n", ss.expanded_bytes,
+			 ss.file_bytes);
+		rc = manifest_write(tmp, manifest, err);
+	}
+	free(simg);
+	return rc;
+}
+
+int image_pipeline_naked_custom(const struct pipeline_inputs *in, pipeline_root_fn edit,
+				void *usr, const char *work_dir, struct pipeline_outputs *out,
+				struct art_err *err)
+{
+	struct extent_list ext = {0};
+	struct gold g = {.fd = -1};
+	struct simg_stats ss;
+	struct stat st;
+	char *raw = NULL, *copy = pjoin(work_dir, "disk.img"), *simg = pjoin(work_dir, "disk.simg");
+	uint8_t *buf = malloc(1u << 20);
+	int fd = -1, rc;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	if (!copy || !simg || !buf) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = source_prepare(in->cache_dir, in->gold, &raw, out->image_sha256, err);
+	if (rc)
+		goto out;
+	rc = gold_open(raw, &g, false, err);
+	if (!rc && fstat(g.fd, &st) < 0)
+		rc = -errno;
+	if (!rc)
+		rc = naked_extents(raw, &g, (uint64_t)st.st_size, &ext, out, err);
+	if (rc)
+		goto out;
+	/* a private copy of what matters (holes elsewhere): it may get secrets */
+	fd = open(copy, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, st.st_size) < 0) {
+		rc = art_err_set(err, -errno, "cannot create %s: %s", copy, strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < ext.n && !rc; i++) {
+		uint64_t off = ext.v[i].off, left = ext.v[i].len;
+
+		while (left && !rc) {
+			size_t n = left > (1u << 20) ? (1u << 20) : (size_t)left;
+			ssize_t r = pread(g.fd, buf, n, (off_t)off);
+
+			if (r <= 0 || pwrite(fd, buf, (size_t)r, (off_t)off) != r)
+				rc = art_err_set(err, -EIO, "cannot copy the gold image to %s", copy);
+			off += n;
+			left -= n;
+		}
+	}
+	if (rc)
+		goto out;
+	close(fd);
+	fd = -1;
+	gold_close(&g);
+	rc = edit(usr, copy, err);
+	if (rc)
+		goto out;
+	rc = naked_simg(copy, simg, out, &ss, err);
+	if (rc)
+		goto out;
+	out->disk_simg = simg;
+	simg = NULL;
+	out->disk_bytes = ss.expanded_bytes;
+	out->disk_file_bytes = ss.file_bytes;
+out:
+	if (fd >= 0)
+		close(fd);
+	gold_close(&g);
+	if (copy)
+		unlink(copy);
+	extents_free(&ext);
+	free(buf);
+	free(raw);
+	free(copy);
 	free(simg);
 	return rc;
 }

@@ -92,6 +92,16 @@ int image_pipeline_build(const struct pipeline_inputs *in, struct pipeline_outpu
 			 struct art_err *err);
 void pipeline_outputs_free(struct pipeline_outputs *out);
 
+/* naked mode with a per-board edit (the peer runs naked-provisioner-*-mounted
+ * hooks per device): the used blocks of the gold image are copied to
+ * @work_dir/disk.img (mode 0600), @edit changes it (a whole-disk image file),
+ * and out->disk_simg = @work_dir/disk.simg is built from it; the copy is then
+ * deleted. Not cached: the result may hold per-board secrets; the caller
+ * deletes disk.simg after flashing. */
+int image_pipeline_naked_custom(const struct pipeline_inputs *in, pipeline_root_fn edit,
+				void *usr, const char *work_dir, struct pipeline_outputs *out,
+				struct art_err *err);
+
 /* A pipeline_sign_fn over a struct signer (artefacts/sign.h): @usr is the
  * struct signer *. */
 int pipeline_sign_with_signer(void *usr, const char *boot_img, const char *sig_out,

@@ -158,3 +158,20 @@ e2fsck -fn "$T/p2d" >/dev/null 2>&1 || fail "naked root partition (dirty source)
 cmp <(debugfs -R "cat /usr/bin/hello" "$T/p2d" 2>/dev/null) <(debugfs -R "cat /usr/bin/hello" "$GOLD?offset=$ROOT_OFF" 2>/dev/null) ||
 	fail "file content differs"
 pass "naked: freed blocks of the source are left out ($(kv disk_file_bytes) bytes)"
+
+# naked with a per-board edit: a private copy, edited, never cached
+cat >"$T/disk-edit.sh" <<EOS
+printf 'serial=%s\\n' 1234abcd >"$T/serial"
+debugfs -w -R "write $T/serial /etc/board-serial" "\$1?offset=$ROOT_OFF" >/dev/null 2>&1
+EOS
+expect_rc 0 "$DRIVER" build naked "$GOLD" "$CACHE" --disk-edit "$T/disk-edit.sh"
+CUSTOM=$(kv disk_simg)
+case $CUSTOM in "$CACHE"/*) fail "a per-board image went into the cache" ;; esac
+[ "$(ls "$(dirname "$CUSTOM")")" = disk.simg ] || fail "the edited copy was not deleted"
+simg2img "$CUSTOM" "$T/custom.raw"
+rm -rf "$(dirname "$CUSTOM")"
+dd if="$T/custom.raw" of="$T/p2c" bs=1M skip=$((ROOT_OFF / 1048576)) status=none
+e2fsck -fn "$T/p2c" >/dev/null 2>&1 || fail "edited naked root partition not clean"
+[ "$(debugfs -R 'cat /etc/board-serial' "$T/p2c" 2>/dev/null)" = "serial=1234abcd" ] || fail "per-board edit missing"
+debugfs -R 'stat /etc/board-serial' "$GOLD?offset=$ROOT_OFF" 2>&1 | grep -q 'not found' || fail "the edit touched the gold image"
+pass "naked per-board edit: private copy edited, flashed image has it, gold untouched"

@@ -5,6 +5,8 @@
  *   test_image_driver build MODE GOLD CACHE [options]
  *       --initramfs F --storage S --family F --container BYTES --key PEM
  *       --root-edit DEBUGFS_CMDS (run `debugfs -w -f` on the fitted root fs)
+ *       --disk-edit SCRIPT (naked, per board: `bash SCRIPT DISK_IMAGE`, result
+ *       in a new temp dir, not cached)
  *   prints key=value lines (paths, sizes, hits, seconds, peak RSS KiB).
  *   test_image_driver fat-build SRC_DIR OUT [bootimg|partition BYTES]
  *   test_image_driver fat-extract IMG OFFSET DIR
@@ -12,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,10 +45,19 @@ static int root_edit(void *usr, const char *image, struct art_err *err)
 	return rootfs_run_tool(argv, err);
 }
 
+/* A per-board naked edit: bash SCRIPT IMAGE. */
+static int disk_edit(void *usr, const char *image, struct art_err *err)
+{
+	const char *argv[] = {"bash", usr, image, NULL};
+
+	return rootfs_run_tool(argv, err);
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: test_image_driver build MODE GOLD CACHE [--initramfs F] "
 		"[--storage S] [--family F] [--container BYTES] [--key PEM] [--root-edit CMDS]\n"
+		"       [--disk-edit SCRIPT]\n"
 		"       test_image_driver fat-build SRC OUT [bootimg|partition BYTES]\n"
 		"       test_image_driver fat-extract IMG OFFSET DIR\n"
 		"       test_image_driver clear CACHE\n");
@@ -61,13 +73,15 @@ static int cmd_build(int argc, char **argv)
 		{"container", required_argument, NULL, 'c'},
 		{"key", required_argument, NULL, 'k'},
 		{"root-edit", required_argument, NULL, 'r'},
+		{"disk-edit", required_argument, NULL, 'd'},
 		{NULL, 0, NULL, 0},
 	};
 	struct pipeline_inputs in;
 	struct pipeline_outputs out;
 	struct art_err err = {{0}};
 	struct signer *signer = NULL;
-	char fp[FINGERPRINT_HEX_LEN + 1];
+	char fp[FINGERPRINT_HEX_LEN + 1], work[] = "/tmp/image-driver.XXXXXX";
+	const char *disk_script = NULL;
 	struct rusage ru;
 	double t0;
 	int c, rc;
@@ -95,6 +109,9 @@ static int cmd_build(int argc, char **argv)
 		case 'c':
 			in.container_bytes = strtoull(optarg, NULL, 0);
 			break;
+		case 'd':
+			disk_script = optarg;
+			break;
 		case 'r':
 			in.on_root_image = root_edit;
 			in.root_usr = optarg;
@@ -116,7 +133,16 @@ static int cmd_build(int argc, char **argv)
 		}
 	}
 	t0 = now();
-	rc = image_pipeline_build(&in, &out, &err);
+	if (disk_script) {
+		if (!mkdtemp(work)) {
+			perror("mkdtemp");
+			return 1;
+		}
+		rc = image_pipeline_naked_custom(&in, disk_edit, (void *)(uintptr_t)disk_script, work,
+						 &out, &err);
+	} else {
+		rc = image_pipeline_build(&in, &out, &err);
+	}
 	getrusage(RUSAGE_SELF, &ru);
 	if (rc) {
 		fprintf(stderr, "build failed (%s): %s\n", strerror(-rc), err.msg);
