@@ -2,6 +2,8 @@
  * (see ext4.h). One thread per handle; libext2fs keeps no global state that
  * these calls change. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +25,31 @@ static int e2err(struct art_err *err, errcode_t ec, const char *what, const char
 			   detail ? detail : "", error_message(ec));
 }
 
+/* libext2fs reports some errors itself through com_err(), which prints to
+ * stderr; that would scribble over the TUI. Errors reach the operator
+ * through our return values instead. */
+static void quiet_com_err(const char *whoami, errcode_t code, const char *fmt, va_list args)
+{
+	(void)whoami;
+	(void)code;
+	(void)fmt;
+	(void)args;
+}
+
+static void quiet_once(void)
+{
+	set_com_err_hook(quiet_com_err);
+}
+
 int ext4_open(const char *path, uint64_t offset, uint64_t size, struct ext4_fs **out,
 	      struct art_err *err)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct ext4_fs *h;
 	char opts[64];
 	errcode_t ec;
 
+	pthread_once(&once, quiet_once);
 	*out = NULL;
 	h = calloc(1, sizeof(*h));
 	if (!h)
