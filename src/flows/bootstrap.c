@@ -228,12 +228,23 @@ static int serve_stage2(struct flow_board *fb, const char *dir, const char *what
 	close(dirfd);
 	transport_close(t);
 	blog(job_log(fb->job), BLOG_BOOTSTRAP, "%s: %u file(s) served, %u missing, %u refused, "
-	     "%u metadata push(es), ended: %s", what, st.files_served, st.files_missing,
-	     st.names_refused, st.metadata_pushes, rpiboot_end_name(st.end));
+	     "%u metadata push(es), ended: %s (last step: %s)", what, st.files_served,
+	     st.files_missing, st.names_refused, st.metadata_pushes, rpiboot_end_name(st.end),
+	     rpiboot_step_name(st.step));
 	if (st.names_refused)
 		blog(job_log(fb->job), BLOG_BOOTSTRAP, "the board asked for %u file name(s) outside "
 		     "its payload directory: refused", st.names_refused);
-	/* A disconnect after files were served is the board moving on. */
+	/* A board that leaves while a file is on the wire did not get it (for
+	 * recovery: its EEPROM may be half-written); one that leaves between
+	 * requests, after files were served, is moving on. */
+	if (r == -ENODEV && (st.step == RPIBOOT_STEP_FILE_BULK || st.step == RPIBOOT_STEP_FILE_ANNOUNCE ||
+			     st.step == RPIBOOT_STEP_SIZE_REPLY))
+		return job_fail(fb->job, r, "the board left the bus during the %s stage, in the middle "
+				"of a file transfer (%s): it did not get its payload%s. Check the cable "
+				"and power, then put it back in USB boot mode to retry", what,
+				st.msg[0] ? st.msg : rpiboot_step_name(st.step),
+				strcmp(what, "recovery") == 0 ? " and its EEPROM may be half-written "
+				"(the retry's recovery rewrites it)" : "");
 	if (r == -ENODEV && st.files_served > 0)
 		r = 0;
 	if (r < 0)

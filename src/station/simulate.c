@@ -319,6 +319,47 @@ static int make_default(const char *dir, char *ini, size_t inilen, bool fresh)
 	return fclose(f) == 0 ? 0 : -EIO;
 }
 
+/* The serial seed of board @index (0-based) with state dir @state. A state
+ * dir that exists keeps the seed its identity file pins. A new one is a new
+ * board: it gets a seed never handed out under @simdir before (counted in
+ * <simdir>/serial-seed), so a removed and recreated state dir does not meet
+ * records that say a board with its serial was already fused. The first run
+ * hands out 1..n, as before. */
+static int sim_board_seed(const char *simdir, const char *state, size_t index, uint32_t *seed)
+{
+	char p[PATH_MAX], line[128] = "";
+	unsigned long next = 1, have;
+	FILE *f;
+
+	if (pathf(p, sizeof(p), "%s/identity", state) < 0)
+		return -ENAMETOOLONG;
+	f = fopen(p, "r");
+	if (f) {
+		char *at = fgets(line, sizeof(line), f) ? strstr(line, "seed=") : NULL;
+
+		fclose(f);
+		if (at && sscanf(at, "seed=%lu", &have) == 1 && have <= UINT32_MAX) {
+			*seed = (uint32_t)have;
+			return 0;
+		}
+		return -EINVAL;
+	}
+	if (pathf(p, sizeof(p), "%s/serial-seed", simdir) < 0)
+		return -ENAMETOOLONG;
+	f = fopen(p, "r");
+	if (f) {
+		if (fscanf(f, "%lu", &have) == 1 && have < UINT32_MAX)
+			next = have;
+		fclose(f);
+	}
+	*seed = (uint32_t)(index + 1 > next ? index + 1 : next);
+	f = fopen(p, "w");
+	if (!f)
+		return -errno;
+	fprintf(f, "%lu\n", (unsigned long)*seed + 1);
+	return fclose(f) == 0 ? 0 : -EIO;
+}
+
 /* Who ran the command, for the audit row. */
 static const char *sim_operator(void)
 {
@@ -609,12 +650,22 @@ int cmd_simulate(struct cli *cli, int argc, char **argv)
 		goto out_ctx;
 	}
 	s->gold = config_get(cfg, "image", "gold");
+	if ((r = mkdir_p(simdir, 0750)) < 0) {
+		fprintf(stderr, "simulate: cannot create %s: %s\n", simdir, strerror(-r));
+		goto out_boards;
+	}
 	for (size_t i = 0; i < s->n; i++) {
 		struct sim_board *sb = &s->boards[i];
 		struct vpi_board_opts o;
 
 		vpi_board_opts_init(&o);
-		o.serial_seed = (uint32_t)(i + 1);
+		pathf(sb->state, sizeof(sb->state), "%s/boards/%s-%zu", simdir, sb->model, i + 1);
+		if ((r = sim_board_seed(simdir, sb->state, i, &o.serial_seed)) < 0) {
+			fprintf(stderr, "simulate: board %s: cannot read or allocate its serial seed "
+				"(%s); remove the state dir to start a new board\n", sb->state,
+				strerror(-r));
+			goto out_boards;
+		}
 		o.link_bytes_per_s = (uint64_t)(link_mbps * 1000000.0);
 		/* Small virtual storage keeps a rehearsal quick; a storage fault overrides it. */
 		o.faults.storage_bytes = (uint64_t)storage_mb << 20;
@@ -635,7 +686,6 @@ int cmd_simulate(struct cli *cli, int argc, char **argv)
 				goto out_boards;
 			}
 		}
-		pathf(sb->state, sizeof(sb->state), "%s/boards/%s-%zu", simdir, sb->model, i + 1);
 		if ((r = mkdir_p(sb->state, 0750)) < 0 ||
 		    (r = vpi_board_open(sb->model, sb->state, &o, &sb->b)) < 0) {
 			fprintf(stderr, "simulate: board %s: %s\n", sb->state, strerror(-r));
