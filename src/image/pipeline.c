@@ -867,6 +867,10 @@ int image_pipeline_build(const struct pipeline_inputs *in, struct pipeline_outpu
 		return art_err_set(err, -EINVAL, "no gold image configured ([image] gold)");
 	if (!in->cache_dir)
 		return art_err_set(err, -EINVAL, "no cache directory ([paths] cache_dir)");
+	if (in->mode == PIPELINE_SECURE_BOOT && in->sign && !in->key_fingerprint)
+		/* without it a new key would meet a boot.sig made with the old one */
+		return art_err_set(err, -EINVAL, "secure-boot: the signing key's fingerprint "
+				   "is needed for the cache key");
 	rc = source_prepare(in->cache_dir, in->gold, &raw, out->image_sha256, err);
 	if (rc)
 		return rc;
