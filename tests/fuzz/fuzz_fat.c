@@ -23,25 +23,30 @@ static int load_image(const uint8_t *data, size_t size, size_t *img_size)
 	if (fd < 0)
 		abort();
 	if (size >= 4 && !memcmp(data, "\x28\xb5\x2f\xfd", 4)) {
-		unsigned long long n = ZSTD_getFrameContentSize(data, size);
-		void *buf;
-		size_t got;
+		/* streamed through a small buffer: no image-sized allocation */
+		ZSTD_DCtx *z = ZSTD_createDCtx();
+		ZSTD_inBuffer in = {data, size, 0};
+		uint8_t out[65536];
+		size_t total = 0, r = 1;
 
-		if (n == ZSTD_CONTENTSIZE_UNKNOWN || n == ZSTD_CONTENTSIZE_ERROR || n > (64u << 20)) {
-			close(fd);
-			return -1;
-		}
-		buf = malloc(n ? (size_t)n : 1);
-		if (!buf)
+		if (!z)
 			abort();
-		got = ZSTD_decompress(buf, (size_t)n, data, size);
-		if (ZSTD_isError(got) || write(fd, buf, got) != (ssize_t)got) {
-			free(buf);
+		while (in.pos < in.size && total <= (64u << 20)) {
+			ZSTD_outBuffer ob = {out, sizeof(out), 0};
+
+			r = ZSTD_decompressStream(z, &ob, &in);
+			if (ZSTD_isError(r) || write(fd, out, ob.pos) != (ssize_t)ob.pos)
+				break;
+			total += ob.pos;
+			if (r == 0)
+				break;
+		}
+		ZSTD_freeDCtx(z);
+		if (ZSTD_isError(r) || total > (64u << 20)) {
 			close(fd);
 			return -1;
 		}
-		free(buf);
-		*img_size = got;
+		*img_size = total;
 		return fd;
 	}
 	if (write(fd, data, size) != (ssize_t)size)
