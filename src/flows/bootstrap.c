@@ -575,6 +575,8 @@ static int bootstrap_recovery(struct flow_board *fb)
 	r = serve_stage2(fb, dir, "recovery", NULL, 0);
 	if (r < 0)
 		goto out;
+	fb->recovery_ran = true;
+	fb->rpiboot_gpio_sent = ri.rpiboot_gpio != 0 && fb->chip == 0x2711;
 	job_state(fb->job, DB_EVENT_BOOTSTRAP_FIRMWARE_UPDATED, NULL);
 out:
 	free(fwdir);
@@ -730,6 +732,19 @@ static int bootstrap_gadget(struct flow_board *fb)
 		blog(job_log(fb->job), BLOG_BOOTSTRAP, "gadget image is a simulator stand-in");
 	job_state(fb->job, DB_EVENT_BOOTSTRAP_FASTBOOT_INIT_STARTED, NULL);
 	r = rom_upload(fb, bc, bc_len, counter_sign ? "the counter-signed gadget bootcode" : bc_name);
+	if ((r == -ENODEV || r == -ETIMEDOUT) && fb->chip == 0x2711 && fb->recovery_ran &&
+	    !fb->rpiboot_gpio_sent) {
+		unsigned type = fb->md.have_boardrev ? (fb->md.boardrev >> 4) & 0xff : 0;
+
+		/* Board types 0x14/0x15 are CM4/CM4S: their jig holds nRPIBOOT. */
+		if (type != 0x14 && type != 0x15)
+			r = job_fail(fb->job, r, "after its EEPROM update the Pi 4 did not come back in "
+				     "USB boot mode: a Pi 4B or Pi 400 reboots from its SPI EEPROM and "
+				     "storage unless an rpiboot GPIO is burnt in its OTP (secure-boot with "
+				     "[otp] rpiboot_gpio). Its EEPROM is updated: set skip-eeprom for it "
+				     "(flags set %s skip-eeprom --once) and put it back in USB boot mode",
+				     fb->serial8[0] ? fb->serial8 : "SERIAL");
+	}
 	if (r < 0)
 		goto out;
 	r = serve_stage2(fb, dir, "gadget boot", img, img_len);

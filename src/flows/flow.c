@@ -141,6 +141,11 @@ static int flow_run(struct flow_board *fb)
 			blog(job_log(fb->job), BLOG_BOOTSTRAP, "held after bootstrap as configured");
 			return JOB_HELD;
 		}
+	} else if (hold == FLOW_HOLD_AFTER_BOOTSTRAP) {
+		/* Arrived as the gadget: already past bootstrap. */
+		blog(job_log(fb->job), BLOG_TRIAGE, "held as configured: the board arrived already "
+		     "bootstrapped (fastboot gadget)");
+		return JOB_HELD;
 	}
 	r = flow_triage(fb, &gadget);
 	if (r < 0)

@@ -65,6 +65,8 @@ struct flow_board {
 	char serial8[9];
 	char serial16[17];
 	bool skip_eeprom, reprovision;  /* special flags */
+	bool recovery_ran;              /* this attempt's recovery stage finished */
+	bool rpiboot_gpio_sent;         /* ... and its config.txt burnt an rpiboot GPIO */
 	struct rpiboot_metadata md;     /* what the board pushed during bootstrap */
 	enum hook_provisioner prov;
 	char stage_dir[4096];           /* per-attempt staging directory */
