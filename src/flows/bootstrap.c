@@ -512,7 +512,7 @@ static int bootstrap_recovery(struct flow_board *fb)
 		blog(job_log(fb->job), BLOG_BOOTSTRAP, "dry run: the real run would program the key "
 		     "hash%s%s%s into OTP", config_get_bool(cfg, "otp", "jtag_lock") ? ", JTAG lock" : "",
 		     config_get_bool(cfg, "otp", "eeprom_write_protect") ? ", EEPROM write-protect" : "",
-		     *config_get(cfg, "otp", "rpiboot_gpio") ? ", rpiboot GPIO" : "");
+		     fb->chip == 0x2711 && *config_get(cfg, "otp", "rpiboot_gpio") ? ", rpiboot GPIO" : "");
 	r = payload_recovery_config(&ri, &rec_txt, &warning, &err);
 	if (r < 0) {
 		r = job_fail(fb->job, r, "recovery config.txt: %s", err.msg);
@@ -568,6 +568,16 @@ static int bootstrap_recovery(struct flow_board *fb)
 	r = payload_from_cache(fb, "recovery", key, recovery_build, &rb, dir, &stage2, &stage2_len);
 	if (r < 0)
 		goto out;
+	if (c->dry_run && !fb->reprovision && payload_eeprom_needs_otp(ei.chip, ei.mode)) {
+		/* Its counter-signed stages run only once the key hash is in OTP,
+		 * which a dry run does not burn: flashing it would leave the board
+		 * unable to boot from its EEPROM. */
+		blog(job_log(fb->job), BLOG_BOOTSTRAP, "dry run: the secure-boot EEPROM image was built "
+		     "and signed (cache entry %.16s) but is not flashed: a BCM2712 runs it only with "
+		     "the key hash in OTP. The board keeps its EEPROM", key);
+		r = 0;
+		goto out;
+	}
 	r = rom_upload(fb, stage2, stage2_len, counter_sign ? "recovery.bin (counter-signed)" :
 		       "recovery.bin");
 	if (r < 0)
@@ -689,9 +699,11 @@ static int bootstrap_gadget(struct flow_board *fb)
 		snprintf(bootfiles, sizeof(bootfiles), "%s/mass-storage-gadget64/bootfiles.bin",
 			 config_get(cfg, "paths", "payload_dir"));
 	}
-	/* A fused BCM2712 runs only a counter-signed second stage: in
-	 * secure-boot, and for a board being reprovisioned in any mode. */
-	bool counter_sign = fb->chip == 0x2712 && (secure || fb->reprovision) && c->signer;
+	/* A fused BCM2712 runs only a counter-signed second stage, an unfused
+	 * one refuses it: counter-sign for a board fused before (reprovision)
+	 * or by this bootstrap (secure-boot, armed, not a dry run). */
+	bool counter_sign = fb->chip == 0x2712 && c->signer &&
+			    (fb->reprovision || (secure && c->otp_armed && !c->dry_run));
 	if (secure && !c->signer)
 		return job_fail(fb->job, -ENOKEY, "secure-boot needs a signing key ([key] pem or signer)");
 
