@@ -96,7 +96,8 @@ static void describe_mismatch(const char *msg, const uint8_t *bmap, size_t len, 
 	uint32_t block = len >= 16 ? (uint32_t)bmap[4] | (uint32_t)bmap[5] << 8 |
 					(uint32_t)bmap[6] << 16 | (uint32_t)bmap[7] << 24 : 0;
 
-	if (!exp || !act || act - exp != 64 || strlen(act + 1) != 64 || 16 + 40 * (idx + 1) > len) {
+	if (!exp || !act || act - exp != 64 || strlen(act + 1) != 64 || len < 16 ||
+	    idx >= (len - 16) / 40) {
 		snprintf(out, outlen, "the board answered: %s", msg);
 		return;
 	}
