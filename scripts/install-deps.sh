@@ -11,7 +11,7 @@ libncurses-dev libusb-1.0-0-dev libudev-dev libsqlite3-dev libmbedtls-dev
 libcryptsetup-dev libinih-dev libjson-c-dev libcmocka-dev
 android-libsparse-dev libext2fs-dev libarchive-dev libzstd-dev liblzma-dev
 sqlite3 openssl cryptsetup-bin dosfstools mtools e2fsprogs fdisk
-fastboot android-sdk-libsparse-utils zstd xz-utils tmux
+fastboot android-sdk-libsparse-utils zstd xz-utils tmux cpio
 "
 
 SUDO=""
