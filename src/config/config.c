@@ -741,6 +741,65 @@ static void cross_checks(struct parse *ps)
 	if (*config_get(c, "image", "gold"))
 		check_gold(ps, "image.gold", line_of(c, "image", "gold"), config_get(c, "image", "gold"));
 
+	/* Raspberry Pi's payloads, each named with the Debian package that installs
+	 * it. Warnings: a station that only rehearses with simulate does not need
+	 * them, but a real board cannot be bootstrapped without them. */
+	{
+		bool naked_only = true, want_2w = in_use[2];
+		static const struct { const char *fam; const char *chip; } chips[] = {
+			{ "4", "2711" }, { "5", "2712" } };
+
+		for (size_t i = 0; i < config_families_len; i++)
+			if (in_use[i] && strcmp(config_get_for_family(c, config_families[i], "station", "mode"),
+						 "naked") != 0)
+				naked_only = false;
+		for (size_t i = 0; i < 2; i++) {
+			const char *pat = config_get(c, "bootloader", "firmware_dir");
+			const char *at = strstr(pat, "%chip%");
+			char dir[4096], rec[4200];
+
+			if (!in_use[i])
+				continue;
+			if (at)
+				snprintf(dir, sizeof(dir), "%.*s%s%s", (int)(at - pat), pat, chips[i].chip, at + 6);
+			else
+				snprintf(dir, sizeof(dir), "%s", pat);
+			snprintf(rec, sizeof(rec), "%s/recovery.bin", dir);
+			if (access(rec, R_OK) < 0)
+				problem(ps, line_of(c, "bootloader", "firmware_dir"), "bootloader.firmware_dir",
+					NULL, true, "%s is missing: family %s boards cannot be bootstrapped "
+					"(package rpi-eeprom installs it)", rec, chips[i].fam);
+		}
+		const char *payload = config_get(c, "paths", "payload_dir");
+		char bootfiles[4200];
+		snprintf(bootfiles, sizeof(bootfiles), "%s/mass-storage-gadget64/bootfiles.bin", payload);
+		if ((in_use[0] || in_use[1]) && access(bootfiles, R_OK) < 0)
+			problem(ps, line_of(c, "paths", "payload_dir"), "paths.payload_dir", NULL, true,
+				"%s is missing (package rpiboot installs it)", bootfiles);
+		const char *gadget = config_get(c, "paths", "gadget_image");
+		if (access(gadget, R_OK) < 0)
+			problem(ps, line_of(c, "paths", "gadget_image"), "paths.gadget_image", NULL, true,
+				"the fastboot gadget image %s is missing (Raspberry Pi's "
+				"rpi-sb-provisioner package installs it)", gadget);
+		if (want_2w) {
+			const char *slash = strrchr(gadget, '/');
+			char zb[4200];
+
+			snprintf(zb, sizeof(zb), "%.*s/fastboot-gadget.2710-bootfiles-bin",
+				 slash ? (int)(slash - gadget) : 1, slash ? gadget : ".");
+			if (access(zb, R_OK) < 0)
+				problem(ps, line_of(c, "paths", "gadget_image"), "paths.gadget_image", NULL, true,
+					"%s is missing: Zero 2 W boards cannot be bootstrapped (Raspberry "
+					"Pi's rpi-sb-provisioner package installs it)", zb);
+		}
+		const char *initramfs = config_get(c, "paths", "cryptroot_initramfs");
+		if (!naked_only && access(initramfs, R_OK) < 0)
+			problem(ps, line_of(c, "paths", "cryptroot_initramfs"), "paths.cryptroot_initramfs",
+				NULL, true, "the cryptroot initramfs %s is missing: encrypted modes cannot "
+				"be provisioned (Raspberry Pi's rpi-sb-provisioner package installs it)",
+				initramfs);
+	}
+
 	/* Per-family files, and required settings for every family in use. */
 	for (size_t i = 0; i < config_families_len; i++) {
 		char fsec[16];

@@ -168,6 +168,11 @@ const char *const config_rules[] = {
 	"`[otp]` jtag_lock and eeprom_write_protect only act in secure-boot mode (a warning "
 	"otherwise).",
 	"Files named in `[bootloader]` and `[family.X] bootloader_config` must exist and be readable.",
+	"Raspberry Pi's payloads must be where `[bootloader] firmware_dir` (recovery.bin per chip in "
+	"use; package rpi-eeprom), `[paths] payload_dir` (mass-storage-gadget64/bootfiles.bin; "
+	"package rpiboot), `[paths] gadget_image` (and fastboot-gadget.2710-bootfiles-bin beside it "
+	"for Zero 2 W) and `[paths] cryptroot_initramfs` (encrypted modes) say; each missing one is "
+	"a warning naming the package that installs it.",
 };
 const size_t config_rules_len = sizeof(config_rules) / sizeof(config_rules[0]);
 

@@ -150,6 +150,25 @@ static void test_schema_rows_are_consistent(void **state)
 	assert_null(config_setting_find("station", "nope"));
 }
 
+/* Problems other than the payload-presence warnings (Raspberry Pi's packages
+ * are not installed where these tests run). */
+static size_t count_non_payload(const struct config_problems *p)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < p->n; i++) {
+		const char *k = p->v[i].key ? p->v[i].key : "";
+
+		if (p->v[i].warning && (strcmp(k, "bootloader.firmware_dir") == 0 ||
+					strcmp(k, "paths.payload_dir") == 0 ||
+					strcmp(k, "paths.gadget_image") == 0 ||
+					strcmp(k, "paths.cryptroot_initramfs") == 0))
+			continue;
+		n++;
+	}
+	return n;
+}
+
 static void test_valid_file_and_defaults(void **state)
 {
 	struct config_problems p = { 0 };
@@ -162,7 +181,7 @@ static void test_valid_file_and_defaults(void **state)
 				   "id=bench-7\n\n[image]\ngold = gold.img\nstorage = emmc\n"
 				   "[timeouts]\ntriage = 5\n[otp]\njtag_lock = yes\n"), 0);
 	/* one warning: OTP settings do nothing outside secure-boot */
-	assert_int_equal(p.n, 1);
+	assert_int_equal(count_non_payload(&p), 1);
 	assert_true(find_problem(&p, "otp.jtag_lock", 13)->warning);
 	assert_string_equal(config_get(c, "station", "mode"), "naked");
 	assert_string_equal(config_get(c, "station", "id"), "bench-7");
@@ -332,7 +351,7 @@ static void test_family_overrides(void **state)
 				   "[image]\ngold = %s\nstorage = sd\n"
 				   "[family.2W]\nmode = naked\nstorage = emmc\n[family.5]\nstorage = nvme\n",
 				   pem, gold), 0);
-	assert_int_equal(p.n, 0);
+	assert_int_equal(count_non_payload(&p), 0);
 	assert_string_equal(config_get_for_family(c, "2W", "station", "mode"), "naked");
 	assert_string_equal(config_get_for_family(c, "4", "station", "mode"), "secure-boot");
 	assert_string_equal(config_get_for_family(c, "5", "image", "storage"), "nvme");
