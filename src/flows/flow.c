@@ -180,7 +180,8 @@ int flow_board(struct job *job, void *usrptr)
 	r = flow_run(fb);
 	if (r < 0 && r != JOB_HELD)
 		flow_hook(fb, HOOK_PROVISION_FAILED, fb->serial16[0] ? fb->serial16 : NULL);
-	/* The staging dir is per attempt and holds copies only. */
+	/* The staging dir is per attempt and holds links to (or copies of)
+	 * cache entries only: removing it leaves the cache whole. */
 	cache_remove_tree(fb->stage_dir);
 out:
 	rpiboot_metadata_clear(&fb->md);
