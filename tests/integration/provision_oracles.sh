@@ -9,6 +9,11 @@
 # image passes e2fsck -fn.
 . "$top_srcdir/tests/integration/lib.sh"
 export RPI_SB_VPI_FIRMWARE="$SHARED_DIR/fixtures/rpi-firmware"
+# libcryptsetup's OpenSSL back end sometimes loses contexts (seen with several
+# boards formatting LUKS at once; frames end in libcrypto); LeakSanitizer would then end simulate
+# before its summary is flushed. Suppressed by library only.
+printf 'leak:libcrypto.so\n' >"$T/lsan.supp"
+export LSAN_OPTIONS="suppressions=$T/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 
 expect_rc 0 rsb simulate --until-done --headless --devices pi5:1,zero2w:1
 sim="$ROOT/srv/rpi-sb-provisioner/simulate"
