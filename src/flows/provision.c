@@ -104,8 +104,8 @@ static void describe_mismatch(const char *msg, const uint8_t *bmap, size_t len, 
 	const uint8_t *r = bmap + 16 + 40 * idx;
 	uint32_t first = (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
 	uint32_t last = (uint32_t)r[4] | (uint32_t)r[5] << 8 | (uint32_t)r[6] << 16 | (uint32_t)r[7] << 24;
-	snprintf(out, outlen, "range %lu, blocks %u-%u (bytes %llu-%llu), reads back with SHA-256 "
-		 "%.16s... instead of %.16s...", idx, first, last,
+	snprintf(out, outlen, "range %lu, blocks %u-%u (bytes %llu-%llu), reads back with a SHA-256 "
+		 "starting %.16s where %.16s was sent", idx, first, last,
 		 (unsigned long long)first * block, ((unsigned long long)last + 1) * block - 1, act + 1, exp);
 }
 
