@@ -263,18 +263,30 @@ int sparse_write_image(struct sparse_file *s, int fd)
 	return sparse_file_write(s, fd, false, true, false) < 0 ? -EIO : 0;
 }
 
+/* libsparse does not free its buffers when a callback fails, so the callback
+ * never fails: the first error is kept and the rest of the data dropped. */
+struct download_state {
+	struct fb *fb;
+	int err;
+};
+
 static int download_cb(void *priv, const void *data, size_t len)
 {
 	static const uint8_t zeros[4096];
-	struct fb *fb = priv;
+	struct download_state *d = priv;
 
-	if (data)
-		return fb_download_write(fb, data, len) < 0 ? -1 : 0;
+	if (d->err < 0)
+		return 0;
+	if (data) {
+		d->err = fb_download_write(d->fb, data, len);
+		return 0;
+	}
 	while (len) { /* NULL data: libsparse asks for zero padding */
 		size_t n = len < sizeof(zeros) ? len : sizeof(zeros);
 
-		if (fb_download_write(fb, zeros, n) < 0)
-			return -1;
+		d->err = fb_download_write(d->fb, zeros, n);
+		if (d->err < 0)
+			return 0;
 		len -= n;
 	}
 	return 0;
@@ -292,8 +304,12 @@ static int flash_piece(struct fb *fb, const char *partition, struct sparse_file 
 	r = fb_download_begin(fb, (uint64_t)len);
 	if (r < 0)
 		return r;
-	if (sparse_file_callback(p, true, false, download_cb, fb) < 0) {
+	struct download_state d = { .fb = fb, .err = 0 };
+
+	if (sparse_file_callback(p, true, false, download_cb, &d) < 0 || d.err < 0) {
 		fb_download_abort(fb);
+		if (d.err < 0)
+			return d.err;
 		if (!fb->err[0])
 			snprintf(fb->err, sizeof(fb->err), "fastboot %s: encoding the sparse image for '%s' failed",
 				 fb->t->serial, partition);

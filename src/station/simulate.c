@@ -49,7 +49,7 @@
 #define SIM_MAX_BOARDS 64
 
 struct sim_board {
-	char result[256];         /* the station's verdict: failure reason or "" */
+	char result[1024];        /* the station's verdict: failure reason or "" */
 	bool failed, recorded;
 	char model[16];
 	char state[PATH_MAX];

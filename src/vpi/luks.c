@@ -8,6 +8,7 @@
  * in user space with mbedtls, byte-for-byte what dm-crypt writes (IV = 512-byte
  * sector number from the segment start). Each object belongs to one thread. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <libcryptsetup.h>
 #include <mbedtls/aes.h>
@@ -150,7 +151,7 @@ static void set_pbkdf(struct crypt_pbkdf_type *pbkdf)
 	};
 }
 
-int vpi_luks_format(struct vpi_storage *s, uint64_t part_off, uint64_t part_size,
+static int luks_format_locked(struct vpi_storage *s, uint64_t part_off, uint64_t part_size,
 		    const char *pass, size_t pass_len, const char *label, const char *cipher_spec,
 		    const char *tmpdir, uint8_t vk_out[VPI_LUKS_VK_BYTES],
 		    struct vpi_luks_format_result *res)
@@ -287,7 +288,7 @@ out:
 	return rc;
 }
 
-int vpi_luks_set_user_passphrase(struct vpi_storage *s, uint64_t part_off, uint64_t part_size,
+static int luks_set_user_passphrase_locked(struct vpi_storage *s, uint64_t part_off, uint64_t part_size,
 				 const char *pass, size_t pass_len, const char *user, size_t user_len,
 				 const char *tmpdir)
 {
@@ -338,7 +339,7 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
-int vpi_luks_open(struct vpi_storage *s, uint64_t part_off, uint64_t part_size,
+static int luks_open_locked(struct vpi_storage *s, uint64_t part_off, uint64_t part_size,
 		  const char *pass, size_t pass_len, const char *tmpdir, struct vpi_luks_map **out)
 {
 	struct crypt_device *cd = NULL;
@@ -635,4 +636,45 @@ void vpi_luks_reader_close(struct vpi_luks_reader *r)
 	vpi_luks_close(r->m);
 	vpi_storage_close(r->s);
 	free(r);
+}
+
+/* libcryptsetup initialises its crypto back end (OpenSSL providers) lazily and
+ * not thread-safely: boards formatting or opening LUKS at the same time are
+ * serialised here. The data path (XTS) stays parallel. */
+static pthread_mutex_t luks_lib_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int vpi_luks_format(struct vpi_storage *s, uint64_t part_off, uint64_t part_size,
+		    const char *pass, size_t pass_len, const char *label, const char *cipher_spec,
+		    const char *tmpdir, uint8_t vk_out[VPI_LUKS_VK_BYTES],
+		    struct vpi_luks_format_result *res)
+{
+	int r;
+
+	pthread_mutex_lock(&luks_lib_lock);
+	r = luks_format_locked(s, part_off, part_size, pass, pass_len, label, cipher_spec, tmpdir, vk_out, res);
+	pthread_mutex_unlock(&luks_lib_lock);
+	return r;
+}
+
+int vpi_luks_set_user_passphrase(struct vpi_storage *s, uint64_t part_off, uint64_t part_size,
+				 const char *pass, size_t pass_len, const char *user, size_t user_len,
+				 const char *tmpdir)
+{
+	int r;
+
+	pthread_mutex_lock(&luks_lib_lock);
+	r = luks_set_user_passphrase_locked(s, part_off, part_size, pass, pass_len, user, user_len, tmpdir);
+	pthread_mutex_unlock(&luks_lib_lock);
+	return r;
+}
+
+int vpi_luks_open(struct vpi_storage *s, uint64_t part_off, uint64_t part_size,
+		  const char *pass, size_t pass_len, const char *tmpdir, struct vpi_luks_map **out)
+{
+	int r;
+
+	pthread_mutex_lock(&luks_lib_lock);
+	r = luks_open_locked(s, part_off, part_size, pass, pass_len, tmpdir, out);
+	pthread_mutex_unlock(&luks_lib_lock);
+	return r;
 }
