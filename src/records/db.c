@@ -7,6 +7,8 @@
  * Threads: a struct db is one SQLite connection, used only by the thread
  * that opened it (SQLITE_OPEN_NOMUTEX). Other threads open their own. */
 #include <errno.h>
+#include <unistd.h>
+#include <pwd.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1191,5 +1193,42 @@ out:
 	free(cells);
 	sqlite3_finalize(st);
 	sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
+	return r;
+}
+
+/* "alice", or "root (sudo from alice)": who ran the command, for the audit. */
+char *db_operator_name(void)
+{
+	const struct passwd *pw = getpwuid(geteuid());
+	const char *sudo = getenv("SUDO_USER");
+	char *s = NULL;
+
+	if (sudo && *sudo && (!pw || strcmp(sudo, pw->pw_name) != 0)) {
+		if (asprintf(&s, "%s (sudo from %s)", pw ? pw->pw_name : "?", sudo) < 0)
+			s = NULL;
+	} else if (pw) {
+		s = strdup(pw->pw_name);
+	} else if (asprintf(&s, "uid %u", (unsigned)geteuid()) < 0) {
+		s = NULL;
+	}
+	return s;
+}
+
+int db_audit_file(const char *path, enum db_origin origin, const char *action,
+		  const char *target, const char *detail)
+{
+	struct db *db = NULL;
+	char *user;
+	int r;
+
+	if (!path || !*path)
+		return -ENOENT;
+	r = db_open(path, DB_OPEN_CREATE, &db);
+	if (r == 0) {
+		user = db_operator_name();
+		r = db_audit(db, origin, user ? user : "unknown", action, target, detail);
+		free(user);
+	}
+	db_close(db);
 	return r;
 }

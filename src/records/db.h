@@ -205,6 +205,13 @@ int db_event(struct db *db, int64_t attempt_id, const char *serial, const char *
 	     enum db_event_state state, const char *detail);
 int db_audit(struct db *db, enum db_origin origin, const char *user, const char *action,
 	     const char *target, const char *detail);
+/* Who runs this process, for audit rows: "alice", or "root (sudo from alice)".
+ * malloc'd; NULL on ENOMEM. */
+char *db_operator_name(void);
+/* Record one operator action in the database at @path (created if missing),
+ * as db_operator_name(): open, db_audit, close. -ENOENT for an empty path. */
+int db_audit_file(const char *path, enum db_origin origin, const char *action,
+		  const char *target, const char *detail);
 
 /* ---- reading --------------------------------------------------------- */
 

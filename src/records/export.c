@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,24 +267,6 @@ static int records_db_path(struct cli *cli, const char *prog, char **out)
 	return r;
 }
 
-/* "alice", or "root (sudo from alice)": who ran the command, for the audit. */
-static char *current_user(void)
-{
-	const struct passwd *pw = getpwuid(geteuid());
-	const char *sudo = getenv("SUDO_USER");
-	char *s = NULL;
-
-	if (sudo && *sudo && (!pw || strcmp(sudo, pw->pw_name) != 0)) {
-		if (asprintf(&s, "%s (sudo from %s)", pw ? pw->pw_name : "?", sudo) < 0)
-			s = NULL;
-	} else if (pw) {
-		s = strdup(pw->pw_name);
-	} else if (asprintf(&s, "uid %u", (unsigned)geteuid()) < 0) {
-		s = NULL;
-	}
-	return s;
-}
-
 /* Write the CSV to a temp file next to @path and rename it into place, so
  * a reader never sees half an export and a failure leaves no stray file. */
 static int export_csv_file(struct db *db, const struct db_device_filter *flt, const char *path,
@@ -423,7 +404,7 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 
-	user = current_user();
+	user = db_operator_name();
 	if (asprintf(&detail, "%zu rows%s%s%s", rows, flt.secured_only ? ", secured only" : "",
 		     flt.since ? ", since " : "", flt.since ? flt.since : "") < 0)
 		detail = NULL;

@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,35 +383,19 @@ static int print_flag(void *usrptr, enum flag_kind flag, const char *name, enum 
 	return 0;
 }
 
-/* Who ran the command, for the audit row. */
-static const char *operator_name(void)
-{
-	const char *sudo = getenv("SUDO_USER");
-	struct passwd *pw;
-
-	if (sudo && *sudo)
-		return sudo;
-	pw = getpwuid(getuid());
-	return pw ? pw->pw_name : "unknown";
-}
-
 /* Record the operator's action; a failure here does not undo the action. */
 static void audit(const struct config *cfg, const char *action, const char *serial,
 		  const char *detail)
 {
 	const char *path = cfg ? config_get(cfg, "paths", "database") : "";
-	struct db *db = NULL;
 	int r;
 
 	if (!path || !*path)
 		return;
-	r = db_open(path, DB_OPEN_CREATE, &db);
-	if (r == 0)
-		r = db_audit(db, DB_ORIGIN_CLI, operator_name(), action, serial, detail);
+	r = db_audit_file(path, DB_ORIGIN_CLI, action, serial, detail);
 	if (r < 0)
 		fprintf(stderr, "flags: warning: the change was made, but could not be recorded in the "
 			"audit table of %s: %s\n", path, strerror(-r));
-	db_close(db);
 }
 
 int cmd_flags(struct cli *cli, int argc, char **argv)

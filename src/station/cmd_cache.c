@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,17 +65,6 @@ static int cache_survey(const char *dir, bool print, size_t *entries, uint64_t *
 	return 0;
 }
 
-static const char *cache_operator(void)
-{
-	const char *sudo = getenv("SUDO_USER");
-	struct passwd *pw;
-
-	if (sudo && *sudo)
-		return sudo;
-	pw = getpwuid(getuid());
-	return pw ? pw->pw_name : "unknown";
-}
-
 static void cache_usage(FILE *f)
 {
 	fprintf(f, "usage: rpi-sb-provisioner cache clear\n"
@@ -88,7 +76,6 @@ int cmd_cache(struct cli *cli, int argc, char **argv)
 	struct config *cfg = NULL;
 	struct config_problems probs = { 0 };
 	struct art_err err = { "" };
-	struct db *db = NULL;
 	const char *dir, *dbpath, *sub = argc > 1 ? argv[1] : "";
 	size_t entries = 0, left = 0;
 	uint64_t bytes = 0, left_bytes = 0;
@@ -133,13 +120,10 @@ int cmd_cache(struct cli *cli, int argc, char **argv)
 	snprintf(detail, sizeof(detail), "removed %zu entries (%llu bytes)%s", entries - left,
 		 (unsigned long long)(bytes - left_bytes), r < 0 ? "; some could not be removed" : "");
 	if (dbpath && *dbpath) {
-		r = db_open(dbpath, DB_OPEN_CREATE, &db);
-		if (r == 0)
-			r = db_audit(db, DB_ORIGIN_CLI, cache_operator(), "cache-clear", dir, detail);
+		r = db_audit_file(dbpath, DB_ORIGIN_CLI, "cache-clear", dir, detail);
 		if (r < 0)
 			fprintf(stderr, "cache clear: warning: the cache was cleared, but this could not be "
 				"recorded in the audit table of %s: %s\n", dbpath, strerror(-r));
-		db_close(db);
 	}
 out:
 	config_free(cfg);

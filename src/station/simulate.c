@@ -15,7 +15,6 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -360,36 +359,20 @@ static int sim_board_seed(const char *simdir, const char *state, size_t index, u
 	return fclose(f) == 0 ? 0 : -EIO;
 }
 
-/* Who ran the command, for the audit row. */
-static const char *sim_operator(void)
-{
-	const char *sudo = getenv("SUDO_USER");
-	struct passwd *pw;
-
-	if (sudo && *sudo)
-		return sudo;
-	pw = getpwuid(getuid());
-	return pw ? pw->pw_name : "unknown";
-}
-
 /* Record an OTP arming decision in the audit table; a failure to record is
  * reported but does not change the decision. */
 static void sim_audit(const struct config *cfg, const char *action, const char *target,
 		      const char *detail)
 {
 	const char *path = config_get(cfg, "paths", "database");
-	struct db *db = NULL;
 	int r;
 
 	if (!path || !*path)
 		return;
-	r = db_open(path, DB_OPEN_CREATE, &db);
-	if (r == 0)
-		r = db_audit(db, DB_ORIGIN_CLI, sim_operator(), action, target, detail);
+	r = db_audit_file(path, DB_ORIGIN_CLI, action, target, detail);
 	if (r < 0)
 		fprintf(stderr, "simulate: warning: could not record '%s' in the audit table of %s: "
 			"%s\n", action, path, strerror(-r));
-	db_close(db);
 }
 
 /* Print events and keep each board's verdict. */
