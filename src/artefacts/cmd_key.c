@@ -19,6 +19,7 @@
 #include "artefacts/pubkey.h"
 #include "artefacts/secmem.h"
 #include "artefacts/sign.h"
+#include "artefacts/keyfile.h"
 #include "core/cli.h"
 
 #define KEY_DEFAULT_NAME "keys/customer-key.pem"
@@ -34,21 +35,6 @@ static void print_key(FILE *f, const struct rsa_pubkey *pub)
 	free(pem);
 	fprintf(f, "To arm OTP key programming for a batch, type the last %d hex of the "
 		"fingerprint: %s\n", FINGERPRINT_ARM_LEN, fp + FINGERPRINT_HEX_LEN - FINGERPRINT_ARM_LEN);
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 static int key_generate(struct cli *cli, const char *out_path)
@@ -87,7 +73,7 @@ static int key_generate(struct cli *cli, const char *out_path)
 		rc = e == EEXIST ? EXIT_USAGE : EXIT_FAILED;
 		goto out;
 	}
-	e = fchmod(fd, 0600) < 0 ? -errno : write_all(fd, pem, pem_len);
+	e = fchmod(fd, 0600) < 0 ? -errno : keyfile_write_all(fd, pem, pem_len);
 	if (e == 0 && fsync(fd) < 0)
 		e = -errno;
 	if (close(fd) < 0 && e == 0)

@@ -315,21 +315,6 @@ static long elapsed_ms(const struct timespec *t0)
 	return (t.tv_sec - t0->tv_sec) * 1000L + (t.tv_nsec - t0->tv_nsec) / 1000000L;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Run the wrapper on @input_path; stdout into @outbuf (bounded), first part of
  * stderr into @errbuf. Returns 0 with *status set, or -ETIMEDOUT / -errno. */
 static int run_wrapper(const struct signer *s, const char *input_path, char *outbuf,
@@ -553,7 +538,7 @@ static int sign_external(struct signer *s, const uint8_t *data, size_t len,
 		free(path);
 		return rc;
 	}
-	rc = write_all(fd, data, len);
+	rc = keyfile_write_all(fd, data, len);
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
 	if (rc < 0)
