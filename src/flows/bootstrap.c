@@ -454,7 +454,7 @@ static int bootstrap_recovery(struct flow_board *fb)
 
 	/* The interlock comes first: nothing is built or sent for a burn that
 	 * the operator has not armed. */
-	if (secure && !c->otp_armed && !c->dry_run)
+	if (secure && !fb->otp_armed && !c->dry_run)
 		return job_fail(fb->job, -EPERM, "OTP is disarmed: secure-boot would burn the customer "
 				"key hash into this board for good. Arm it with --arm-otp <last 8 hex of "
 				"the key fingerprint %s>, or rehearse with --dry-run", c->key_fingerprint);
@@ -500,7 +500,7 @@ static int bootstrap_recovery(struct flow_board *fb)
 	};
 
 	/* Recovery config.txt: OTP switches only when armed (never in a dry run). */
-	bool burn = secure && c->otp_armed && !c->dry_run;
+	bool burn = secure && fb->otp_armed && !c->dry_run;
 	struct payload_recovery_in ri = {
 		.chip = chip_number(fb->chip), .secure = secure, .armed = burn,
 		.jtag_lock = burn && config_get_bool(cfg, "otp", "jtag_lock"),
@@ -553,7 +553,7 @@ static int bootstrap_recovery(struct flow_board *fb)
 	cache_key_add_u64(&k, "boot_order_match_storage", ei.boot_order_match_storage);
 	cache_key_add_str(&k, "key", c->key_fingerprint);
 	cache_key_add_u64(&k, "secure", ri.secure);
-	cache_key_add_u64(&k, "armed", c->otp_armed);
+	cache_key_add_u64(&k, "armed", fb->otp_armed);
 	cache_key_add_u64(&k, "dry-run", c->dry_run);
 	cache_key_add_u64(&k, "burn", ri.armed);
 	cache_key_add_u64(&k, "jtag_lock", ri.jtag_lock);
@@ -703,7 +703,7 @@ static int bootstrap_gadget(struct flow_board *fb)
 	 * one refuses it: counter-sign for a board fused before (reprovision)
 	 * or by this bootstrap (secure-boot, armed, not a dry run). */
 	bool counter_sign = fb->chip == 0x2712 && c->signer &&
-			    (fb->reprovision || (secure && c->otp_armed && !c->dry_run));
+			    (fb->reprovision || (secure && fb->otp_armed && !c->dry_run));
 	if (secure && !c->signer)
 		return job_fail(fb->job, -ENOKEY, "secure-boot needs a signing key ([key] pem or signer)");
 
@@ -805,6 +805,9 @@ int flow_bootstrap(struct flow_board *fb)
 	if (r < 0)
 		return job_fail(fb->job, r, "the bootstrap hook failed");
 
+	/* The moment of the OTP decision: what the operator has armed now holds
+	 * for this board's whole bootstrap (and its record). */
+	fb->otp_armed = atomic_load(&c->otp_armed);
 	if (fb->chip != 0x2764 && !fb->skip_eeprom) {
 		r = bootstrap_recovery(fb);
 		if (r < 0)

@@ -168,6 +168,7 @@ int flow_board(struct job *job, void *usrptr)
 	fb->ctx = usrptr;
 	fb->job = job;
 	fb->prov = HOOK_PROV_SB;
+	fb->otp_armed = atomic_load(&fb->ctx->otp_armed); /* bootstrap reads it again at its decision */
 	rpiboot_metadata_init(&fb->md);
 	snprintf(fb->stage_dir, sizeof(fb->stage_dir), "%s/staging/XXXXXX",
 		 config_get(fb->ctx->cfg, "paths", "cache_dir"));

@@ -14,6 +14,7 @@
 #define RPI_SB_FLOWS_FLOWS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "config/config.h"
@@ -38,7 +39,9 @@ struct flow_ctx {
 	const struct paths *paths;
 	struct signer *signer;          /* NULL when no key is configured */
 	char key_fingerprint[65];       /* "" without a key */
-	bool otp_armed;                 /* the operator armed OTP for this run */
+	/* The operator armed OTP. The control socket flips it while boards run:
+	 * a board reads it once, at its OTP decision (flow_board.otp_armed). */
+	atomic_bool otp_armed;
 	bool dry_run;                   /* everything but the irreversible writes */
 	enum flow_hold hold;
 	flow_verify_fn verify;          /* extra verification (simulator), may be NULL */
@@ -65,6 +68,7 @@ struct flow_board {
 	char serial8[9];
 	char serial16[17];
 	bool skip_eeprom, reprovision;  /* special flags */
+	bool otp_armed;                 /* ctx->otp_armed as read at this board's OTP decision */
 	bool recovery_ran;              /* this attempt's recovery stage finished */
 	bool rpiboot_gpio_sent;         /* ... and its config.txt burnt an rpiboot GPIO */
 	struct rpiboot_metadata md;     /* what the board pushed during bootstrap */

@@ -269,7 +269,7 @@ static void gather(struct prov *p, const struct pipeline_outputs *po, struct met
 	rec->signed_boot_enabled = rec->pubkey_programmed;
 	rec->devkey_revoked = yes_no(m->devkey, "present", "not present");
 	/* Intent from the configuration: not observable from the gadget. */
-	bool burned = strcmp(fb->mode, "secure-boot") == 0 && fb->ctx->otp_armed && !fb->ctx->dry_run;
+	bool burned = strcmp(fb->mode, "secure-boot") == 0 && fb->otp_armed && !fb->ctx->dry_run;
 	rec->jtag_locked = burned ? (config_get_bool(cfg, "otp", "jtag_lock") ? DB_FLAG_YES : DB_FLAG_NO)
 				  : DB_FLAG_NULL;
 	rec->eeprom_write_protected = fb->skip_eeprom || fb->ctx->dry_run || fb->chip == 0x2764 ?
