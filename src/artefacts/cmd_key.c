@@ -99,16 +99,19 @@ out:
 
 static int key_fingerprint(const char *file)
 {
-	struct art_err err = { "" };
+	struct art_err err = { "" }, perm = { "" };
 	struct rsa_pubkey pub;
 	struct signer *s = NULL;
+	int r = signer_open_pem(file, &s, &perm);
 
-	if (signer_open_pem(file, &s, NULL) == 0) {
-		if (signer_warning(s))
-			fprintf(stderr, "warning: %s\n", signer_warning(s));
+	if (r == 0) {
 		pub = *signer_pubkey(s);
 		signer_close(s);
-	} else if (pubkey_load_pem(file, &pub, &err) < 0) {
+	} else if (r == -EPERM) {
+		/* The fingerprint is public; say that signing would refuse this file. */
+		fprintf(stderr, "warning: %s\n", perm.msg);
+	}
+	if (r != 0 && pubkey_load_pem(file, &pub, &err) < 0) {
 		fprintf(stderr, "key fingerprint: %s\n", err.msg);
 		return EXIT_FAILED;
 	}

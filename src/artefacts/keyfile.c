@@ -9,16 +9,25 @@
 #include "artefacts/keyfile.h"
 #include "artefacts/secmem.h"
 
-int keyfile_check_mode(const char *path, const struct stat *st, struct art_err *warn)
+int keyfile_check_mode(const char *path, const struct stat *st, struct art_err *err)
 {
+	uid_t me = geteuid();
+
 	if (!S_ISREG(st->st_mode))
-		return art_err_set(warn, -EINVAL, "%s: not a regular file", path);
-	if (st->st_mode & (S_IRWXG | S_IRWXO)) {
-		art_err_set(warn, 1,
-			    "%s: private key file is accessible by group/others (mode %04o); "
-			    "run `chmod 600 %s`", path, (unsigned)(st->st_mode & 07777), path);
-		return 1;
-	}
+		return art_err_set(err, -EINVAL, "%s: not a regular file", path);
+	/* Whoever else may read it has the key; whoever may write it can swap
+	 * in their own (and get it burned into OTP). */
+	if (st->st_mode & (S_IRWXG | S_IRWXO))
+		return art_err_set(err, -EPERM,
+				   "%s: private key file is accessible by group/others (mode %04o, "
+				   "owner uid %u): refused; run `chmod 600 %s`", path,
+				   (unsigned)(st->st_mode & 07777), (unsigned)st->st_uid, path);
+	if (st->st_uid != 0 && st->st_uid != me)
+		return art_err_set(err, -EPERM,
+				   "%s: private key file is owned by uid %u (mode %04o), neither root "
+				   "nor this station's user (uid %u): refused; run `chown %u %s`",
+				   path, (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777),
+				   (unsigned)me, (unsigned)me, path);
 	return 0;
 }
 

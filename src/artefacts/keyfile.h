@@ -18,12 +18,13 @@
 int keyfile_read(const char *path, uint8_t **buf, size_t *len, struct stat *st,
 		 struct art_err *err);
 
-/* Permission policy for a private key file. Returns 0 when fine, 1 when the
- * file is readable or writable by group/others (a warning today: the message
- * goes to @warn), negative errno if it cannot be checked. */
 /* write(2) all @n bytes, retrying on EINTR. 0 or -errno. */
 int keyfile_write_all(int fd, const void *p, size_t n);
 
-int keyfile_check_mode(const char *path, const struct stat *st, struct art_err *warn);
+/* Permission policy for a private key file: 0 when it is a regular file
+ * owned by root or by this process's effective user with no group/others
+ * access; -EPERM otherwise (-EINVAL: not a regular file), with a message in
+ * @err naming the file, its mode and owner, and the command that fixes it. */
+int keyfile_check_mode(const char *path, const struct stat *st, struct art_err *err);
 
 #endif

@@ -55,18 +55,20 @@ static int drbg_seed(mbedtls_entropy_context *ent, mbedtls_ctr_drbg_context *drb
 	       -EIO : 0;
 }
 
-/* Read and parse the private key; the caller frees @pk. */
-static int pem_parse(const char *path, mbedtls_pk_context *pk, struct stat *st,
-		     struct art_err *err)
+/* Read and parse the private key, refusing a file whose owner or mode
+ * others could use (keyfile_check_mode), on every read; the caller frees @pk. */
+static int pem_parse(const char *path, mbedtls_pk_context *pk, struct art_err *err)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
+	struct stat st;
 	int rc;
 
-	rc = keyfile_read(path, &buf, &len, st, err);
+	rc = keyfile_read(path, &buf, &len, &st, err);
 	if (rc < 0)
 		return rc;
-	if (mbedtls_pk_parse_key(pk, buf, len, NULL, 0) != 0) {
+	rc = keyfile_check_mode(path, &st, err);
+	if (rc == 0 && mbedtls_pk_parse_key(pk, buf, len, NULL, 0) != 0) {
 		if (mbedtls_pk_parse_public_key(pk, buf, len) == 0)
 			rc = art_err_set(err, -EINVAL, "%s: this is a public key; signing needs the "
 					 "private key ([key] pem)", path);
@@ -103,9 +105,7 @@ void signer_close(struct signer *s)
 int signer_open_pem(const char *pem_path, struct signer **out, struct art_err *err)
 {
 	mbedtls_pk_context pk;
-	struct art_err warn = { "" };
 	struct signer *s;
-	struct stat st;
 	int rc;
 
 	*out = NULL;
@@ -115,21 +115,12 @@ int signer_open_pem(const char *pem_path, struct signer **out, struct art_err *e
 		rc = art_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	rc = pem_parse(pem_path, &pk, &st, err);
+	rc = pem_parse(pem_path, &pk, err);
 	if (rc < 0)
 		goto out;
 	rc = pubkey_from_pk(&pk, pem_path, &s->pub, err);
 	if (rc < 0)
 		goto out;
-	rc = keyfile_check_mode(pem_path, &st, &warn);
-	if (rc < 0) {
-		art_err_set(err, rc, "%s", warn.msg);
-		goto out;
-	}
-	if (rc > 0 && !(s->warning = strdup(warn.msg))) {
-		rc = art_err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
 	if (asprintf(&s->describe, "key file %s", pem_path) < 0) {
 		s->describe = NULL;
 		rc = art_err_set(err, -ENOMEM, "out of memory");
@@ -283,7 +274,7 @@ static int sign_pem(struct signer *s, const uint8_t hash[SHA256_BYTES],
 		art_err_set(err, rc, "cannot seed the random generator for RSA blinding");
 		goto out;
 	}
-	rc = pem_parse(s->pem_path, &pk, NULL, err);
+	rc = pem_parse(s->pem_path, &pk, err);
 	if (rc < 0)
 		goto out;
 	rc = pubkey_from_pk(&pk, s->pem_path, &now, err);

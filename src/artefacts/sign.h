@@ -23,8 +23,9 @@
 
 struct signer;
 
-/* [key] pem: a private key file. Refuses non-RSA-2048 keys. A file readable
- * by group/others is accepted with a warning (signer_warning()). */
+/* [key] pem: a private key file. Refuses non-RSA-2048 keys, and a file not
+ * owned by root or this process's user, or open to group/others (-EPERM,
+ * keyfile_check_mode); the check is repeated each time the key is read. */
 int signer_open_pem(const char *pem_path, struct signer **out, struct art_err *err);
 
 /* [key] signer + [key] public: the command line is split on blanks (no shell),

@@ -9,7 +9,9 @@
 
 #include <errno.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "artefacts/keyfile.h"
 #include "artefacts/secmem.h"
 #include "artefacts/sig.h"
 #include "artefacts/sign.h"
@@ -119,19 +121,82 @@ static void test_pem_reproduces_bootconf_sig(void **state)
 	signer_close(s);
 }
 
-static void test_pem_mode_warning(void **state)
+static void expect_perm_refused(const char *what)
+{
+	struct art_err err = { "" };
+	struct signer *s = NULL;
+
+	assert_int_equal(signer_open_pem(key600, &s, &err), -EPERM);
+	assert_null(s);
+	if (!strstr(err.msg, key600) || !strstr(err.msg, what) || !strstr(err.msg, "refused"))
+		fail_msg("refusal of %s lacks '%s': %s", key600, what, err.msg);
+}
+
+/* A key others can read or write is refused, naming the file, mode and owner. */
+static void test_pem_mode_refused(void **state)
 {
 	struct art_err err = { "" };
 	struct signer *s;
+	uint8_t sig[256];
+	char owner[32];
 
 	(void)state;
+	snprintf(owner, sizeof(owner), "owner uid %u", (unsigned)geteuid());
 	chmod(key600, 0640);
+	expect_perm_refused("mode 0640");
+	expect_perm_refused(owner);
+	chmod(key600, 0604);
+	expect_perm_refused("mode 0604");
+	chmod(key600, 0620);	/* writable by the group: someone could swap the key */
+	expect_perm_refused("chmod 600");
+	chmod(key600, 0400);
 	assert_int_equal(signer_open_pem(key600, &s, &err), 0);
-	assert_non_null(signer_warning(s));
-	assert_non_null(strstr(signer_warning(s), "chmod 600"));
-	assert_non_null(strstr(signer_warning(s), "0640"));
+	/* Loosened after loading: the next signature re-reads and refuses. */
+	chmod(key600, 0644);
+	assert_int_equal(signer_sign(s, (const uint8_t *)"x", 1, sig, &err), -EPERM);
+	assert_non_null(strstr(err.msg, "mode 0644"));
 	signer_close(s);
 	chmod(key600, 0600);
+}
+
+/* Owned by someone else than root or us (needs root to set up). */
+static void test_pem_owner_refused(void **state)
+{
+	char msg[64];
+
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(chown(key600, 65534, 65534), 0);
+	snprintf(msg, sizeof(msg), "owned by uid 65534");
+	expect_perm_refused(msg);
+	assert_int_equal(chown(key600, 0, 0), 0);
+	struct art_err err = { "" };
+	struct signer *s;
+	assert_int_equal(signer_open_pem(key600, &s, &err), 0);	/* root's is fine */
+	signer_close(s);
+}
+
+/* The policy itself, on fabricated stat data (works without root). */
+static void test_keyfile_policy(void **state)
+{
+	struct art_err err = { "" };
+	struct stat st = { .st_mode = S_IFREG | 0600, .st_uid = geteuid() };
+
+	(void)state;
+	assert_int_equal(keyfile_check_mode("k.pem", &st, &err), 0);
+	st.st_uid = 0;
+	assert_int_equal(keyfile_check_mode("k.pem", &st, &err), 0);
+	st.st_uid = geteuid() + 1000;
+	assert_int_equal(keyfile_check_mode("k.pem", &st, &err), -EPERM);
+	assert_non_null(strstr(err.msg, "k.pem"));
+	st.st_uid = geteuid();
+	st.st_mode = S_IFREG | 0660;
+	assert_int_equal(keyfile_check_mode("k.pem", &st, &err), -EPERM);
+	st.st_mode = S_IFREG | 0601;
+	assert_int_equal(keyfile_check_mode("k.pem", &st, &err), -EPERM);
+	st.st_mode = S_IFDIR | 0700;
+	assert_int_equal(keyfile_check_mode("k.pem", &st, &err), -EINVAL);
 }
 
 static void expect_refused(const char *file, const char *what)
@@ -155,8 +220,13 @@ static void test_bad_keys(void **state)
 	expect_refused(tpath("rsa1024.pem"), "RSA-1024");
 	expect_refused(tpath("rsa2560.pem"), "RSA-2560");	/* 4096 takes seconds to make */
 	expect_refused(tpath("ec.pem"), "EC");
-	expect_refused(pub, "public key");
-	expect_refused(tpath("good.sh"), "not an unencrypted PEM");
+	/* (copies with mode 0600: the mode check comes first) */
+	char cmd[1536];
+	snprintf(cmd, sizeof(cmd), "cd '%s' && cp '%s' pub600.pem && cp good.sh notpem600 && "
+		 "chmod 600 pub600.pem notpem600", dir, pub);
+	assert_int_equal(th_sh(cmd), 0);
+	expect_refused(tpath("pub600.pem"), "public key");
+	expect_refused(tpath("notpem600"), "not an unencrypted PEM");
 	assert_int_equal(signer_open_pem(tpath("missing.pem"), &s, &err), -ENOENT);
 	assert_int_equal(pubkey_load_pem(tpath("ec.pem"), &k, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "RSA-2048"));
@@ -323,7 +393,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pem_reproduces_bootconf_sig),
-		cmocka_unit_test(test_pem_mode_warning),
+		cmocka_unit_test(test_pem_mode_refused),
+		cmocka_unit_test(test_pem_owner_refused),
+		cmocka_unit_test(test_keyfile_policy),
 		cmocka_unit_test(test_bad_keys),
 		cmocka_unit_test(test_external_good),
 		cmocka_unit_test(test_external_refusals),
