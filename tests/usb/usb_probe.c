@@ -1,0 +1,231 @@
+/* usb_probe: the station's real-USB host code, by hand (QEMU guest or bench).
+ *
+ *   usb_probe list                     Raspberry Pi devices present now (sysfs)
+ *   usb_probe open PORT                open with the libusb transport, print what it found
+ *   usb_probe bulk PORT OUT IN         send OUT bytes, then read up to IN bytes; print MB/s
+ *   usb_probe watch SECONDS [--poll]   discovery + a station: each board is opened
+ *                                      once per arrival; prints the event stream
+ *
+ * Exit 0 on success, 1 when the probe failed, 2 on usage errors. Single
+ * threaded apart from the station's own threads in `watch`. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "station/disc_usb.h"
+#include "transport/usb.h"
+
+static const char *role_name(enum usb_role r)
+{
+	return r == USB_ROLE_BOOTROM ? "bootrom" : r == USB_ROLE_GADGET ? "gadget" : "other";
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void print_transport(const struct transport *t)
+{
+	printf("port %s %04x:%04x iSerialNumber %u serial '%s' ep_out 0x%02x ep_in 0x%02x\n",
+	       t->port_path, t->vid, t->pid, t->iserial_index, t->serial, t->ep_out, t->ep_in);
+}
+
+static int cmd_list(void)
+{
+	struct usb_sysdev *list;
+	size_t n;
+	int r = usb_sysdev_list(USB_SYSFS_ROOT, &list, &n);
+
+	if (r < 0) {
+		fprintf(stderr, "usb_probe: listing USB devices: %s\n", strerror(-r));
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		printf("%s %s %04x:%04x bus %u dev %u serial '%s'\n", list[i].port,
+		       role_name(list[i].role), list[i].vid, list[i].pid, list[i].busnum,
+		       list[i].devnum, list[i].serial);
+	free(list);
+	return 0;
+}
+
+static int cmd_open(const char *port)
+{
+	struct transport *t;
+	int r = usb_transport_open(port, &t);
+
+	if (r < 0) {
+		fprintf(stderr, "usb_probe: opening %s: %s\n", port, strerror(-r));
+		return 1;
+	}
+	print_transport(t);
+	transport_close(t);
+	return 0;
+}
+
+static int cmd_bulk(const char *port, size_t out_len, size_t in_len)
+{
+	struct transport *t;
+	uint8_t *buf;
+	double t0;
+	int r, rc = 1;
+
+	buf = malloc(out_len > in_len ? out_len + 1 : in_len + 1);
+	if (!buf)
+		return 1;
+	for (size_t i = 0; i < out_len; i++)
+		buf[i] = (uint8_t)(i * 7 + 3);
+	r = usb_transport_open(port, &t);
+	if (r < 0) {
+		fprintf(stderr, "usb_probe: opening %s: %s\n", port, strerror(-r));
+		free(buf);
+		return 1;
+	}
+	print_transport(t);
+	t0 = now_s();
+	r = transport_bulk_out(t, buf, out_len, 10000);
+	if (r < 0 || (size_t)r != out_len) {
+		fprintf(stderr, "usb_probe: bulk OUT %zu bytes: %s\n", out_len, r < 0 ? strerror(-r) : "short");
+		goto out;
+	}
+	printf("bulk OUT %zu bytes in %.3f s (%.1f MB/s)\n", out_len, now_s() - t0,
+	       (double)out_len / 1e6 / (now_s() - t0));
+	if (in_len) {
+		size_t got = 0;
+
+		t0 = now_s();
+		while (got < in_len) {
+			r = transport_bulk_in(t, buf + got, in_len - got, 10000);
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		printf("bulk IN %zu of %zu bytes in %.3f s (%s)\n", got, in_len, now_s() - t0,
+		       r < 0 ? strerror(-r) : "ok");
+		if (got != in_len)
+			goto out;
+	}
+	rc = 0;
+out:
+	transport_close(t);
+	free(buf);
+	return rc;
+}
+
+/* ---- watch: discovery driving a station -------------------------------- */
+
+static int flow_probe(struct job *job, void *usrptr)
+{
+	unsigned wait_s = *(const unsigned *)usrptr;
+
+	for (unsigned round = 0; round < 16; round++) {
+		struct transport *t;
+		enum usb_role role;
+		char line[256];
+		int r;
+
+		if (!job_device_info(job, &role, NULL, NULL, 0))
+			role = USB_ROLE_BOOTROM;
+		r = job_wait_device(job, role, wait_s * 1000, &t);
+		if (r < 0)
+			return r;
+		snprintf(line, sizeof(line), "opened %s %04x:%04x iSerialNumber %u serial '%s' ep_out 0x%02x ep_in 0x%02x",
+			 role_name(role), t->vid, t->pid, t->iserial_index, t->serial, t->ep_out, t->ep_in);
+		printf("%s %s\n", job_port(job), line);
+		fflush(stdout);
+		transport_close(t);
+	}
+	return JOB_HELD;
+}
+
+static int cmd_watch(unsigned seconds, bool poll_only)
+{
+	char dir[] = "/tmp/usb_probe-XXXXXX", db[PATH_MAX], logs[PATH_MAX], cmd[PATH_MAX];
+	struct station_opts o = { .station_id = "usb_probe", .mode = DB_MODE_NAKED,
+				  .debounce_ms = 3000, .flow = flow_probe, .flow_usrptr = &seconds };
+	struct event_queue *q = NULL;
+	struct discovery *d = NULL;
+	struct station *st = NULL;
+	double end = now_s() + seconds;
+	int r, rc = 1;
+
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(db, sizeof(db), "%s/db", dir);
+	snprintf(logs, sizeof(logs), "%s/log", dir);
+	if (event_queue_new(&q) < 0 ||
+	    disc_usb_new_at(USB_SYSFS_ROOT, poll_only ? DISC_USB_FORCE_POLL : 0, &d) < 0)
+		goto out;
+	o.db_path = db;
+	o.log_dir = logs;
+	o.events = q;
+	o.disc = d;
+	if ((r = station_new(&o, &st)) < 0 || (r = station_start(st)) < 0) {
+		fprintf(stderr, "usb_probe: station: %s\n", strerror(-r));
+		goto out;
+	}
+	while (now_s() < end) {
+		struct event evs[32];
+		size_t n = event_pop(q, evs, 32);
+
+		for (size_t i = 0; i < n; i++) {
+			char line[512];
+
+			if (event_format_line(&evs[i], 0, line, sizeof(line)) >= 0)
+				printf("event %s\n", line);
+			event_clear(&evs[i]);
+		}
+		fflush(stdout);
+		usleep(50 * 1000);
+	}
+	rc = 0;
+out:
+	if (st) {
+		station_stop(st);
+		station_free(st);
+	}
+	disc_usb_free(d);
+	if (q) {
+		struct event evs[32];
+		size_t n;
+
+		while ((n = event_pop(q, evs, 32)) > 0)
+			for (size_t i = 0; i < n; i++)
+				event_clear(&evs[i]);
+		event_queue_free(q);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		rc = 1;
+	return rc;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: usb_probe list | open PORT | bulk PORT OUT_BYTES IN_BYTES | "
+			"watch SECONDS [--poll]\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 2 && strcmp(argv[1], "list") == 0)
+		return cmd_list();
+	if (argc == 3 && strcmp(argv[1], "open") == 0)
+		return cmd_open(argv[2]);
+	if (argc == 5 && strcmp(argv[1], "bulk") == 0)
+		return cmd_bulk(argv[2], strtoul(argv[3], NULL, 0), strtoul(argv[4], NULL, 0));
+	if ((argc == 3 || (argc == 4 && strcmp(argv[3], "--poll") == 0)) &&
+	    strcmp(argv[1], "watch") == 0)
+		return cmd_watch((unsigned)strtoul(argv[2], NULL, 0), argc == 4);
+	return usage();
+}
