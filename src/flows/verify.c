@@ -20,6 +20,7 @@
 #include <sparse/sparse.h>
 
 #include "flows/verify.h"
+#include "proto/sparse.h"
 
 #define BMAP_MAGIC 0x50414D42u
 #define BMAP_RANGE_BLOCKS 256u   /* a mismatch names a range of at most 1 MiB */
@@ -166,7 +167,8 @@ int verify_bmap_from_sparse(const char *simg_path, uint8_t **out, size_t *out_le
 	fd = open(simg_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	s = sparse_file_import(fd, true, false);
+	r = sparse_header_check(fd);
+	s = r > 0 ? sparse_file_import(fd, true, false) : NULL;
 	if (!s) {
 		close(fd);
 		return -EINVAL;

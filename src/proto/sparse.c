@@ -203,8 +203,35 @@ out:
 	return r;
 }
 
+int sparse_header_check(int fd)
+{
+	uint8_t h[28];
+	ssize_t n;
+	uint32_t blk;
+
+	do
+		n = pread(fd, h, sizeof(h), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n < 4 || memcmp(h, "\x3a\xff\x26\xed", 4) != 0)
+		return 0;
+	if (n < (ssize_t)sizeof(h))
+		return -EINVAL;
+	blk = (uint32_t)h[12] | (uint32_t)h[13] << 8 | (uint32_t)h[14] << 16 | (uint32_t)h[15] << 24;
+	if (blk == 0 || blk % 4 || blk > SPARSE_BLOCK_MAX ||
+	    (h[8] | h[9] << 8) < 28 || (h[10] | h[11] << 8) < 12)
+		return -EINVAL;
+	return 1;
+}
+
 int sparse_open_image(int fd, struct sparse_file **out)
 {
+	int r = sparse_header_check(fd);
+
+	*out = NULL;
+	if (r < 0)
+		return r;
 	*out = sparse_file_import_auto(fd, false, false);
 	return *out ? 0 : -EINVAL;
 }

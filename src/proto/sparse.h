@@ -38,8 +38,18 @@ int sparse_build_from_fd(int fd, off_t offset, uint64_t len, unsigned block_size
 		 const struct sparse_extent *map, size_t n_extents, enum sparse_zero_policy zero_policy,
 		 struct sparse_file **out);
 
+/* Look at the sparse header at the start of fd (pread: the offset is kept)
+ * before libsparse does: it allocates a block-sized buffer, so a damaged
+ * header with a block size of gigabytes must not reach it. 1: a sparse header
+ * with a block size that is a multiple of 4 in [4, SPARSE_BLOCK_MAX] and
+ * header sizes of at least 28 / 12 bytes; 0: no sparse magic (a raw file);
+ * -EINVAL: a sparse header outside those bounds; -errno on a read error. */
+#define SPARSE_BLOCK_MAX (64u << 10)
+int sparse_header_check(int fd);
+
 /* Import an image file: a sparse image as it is, a raw file as in sparse_build_from_fd
- * with FILL for zero blocks. *out refers to fd. */
+ * with FILL for zero blocks. *out refers to fd. -EINVAL for a sparse header
+ * that sparse_header_check() refuses. */
 int sparse_open_image(int fd, struct sparse_file **out);
 
 /* Free an image (sparse_file_destroy, so callers need no libsparse header). */
