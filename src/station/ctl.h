@@ -17,6 +17,11 @@
 
 #define CTL_DEFAULT_SOCKET "/run/rpi-sb-provisioner/control"
 
+struct paths;
+/* The socket path of a station with these paths: <run>/control, which is
+ * CTL_DEFAULT_SOCKET unless --root relocates it. malloc'd; NULL on ENOMEM. */
+char *ctl_socket_path(const struct paths *p);
+
 /* What the status bar shows; sent in the hello and again when it changes. */
 struct ctl_info {
 	char station_id[64];

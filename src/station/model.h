@@ -51,6 +51,9 @@ void model_free(struct station_model *m);
 /* Fold one event in. 0 or -ENOMEM. */
 int model_apply(struct station_model *m, const struct event *ev);
 struct tile *model_find(struct station_model *m, const char *port);
+/* The tile of @port, created (waiting, nothing present) when there is none;
+ * NULL on ENOMEM. For a client filling its model from a snapshot. */
+struct tile *model_tile(struct station_model *m, const char *port);
 /* The i-th most recent log line of @t (0 = newest), NULL past the end. */
 const char *tile_log_line(const struct tile *t, unsigned i);
 /* Remove tiles in a final phase whose board has left the port; idle tiles of
