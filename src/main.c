@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/cli.h"
+#include "station/daemon.h"
 
 struct command {
 	const char *name;
@@ -21,6 +22,11 @@ static const struct command commands[] = {
 	{ "cache", cmd_cache, "cache clear", "empty the artefact cache ([paths] cache_dir); audited" },
 	{ "config", cmd_config, "config check|dump|import FILE [-o OUT]|schema --markdown|--ini",
 	  "validate, show or import the station configuration" },
+	{ "ctl", cmd_ctl, "ctl COMMAND [ARGS] [--socket P]",
+	  "send one command to the running daemon (see `ctl --help`)" },
+	{ "daemon", cmd_daemon,
+	  "daemon [--socket P] [--log|--events-json] [--simulate DEVICES] ...",
+	  "run the engine as a service, with the control socket" },
 	{ "devices", cmd_devices, "devices [--json] [--secured-only]",
 	  "list the manufacturing records" },
 	{ "export", cmd_export, "export --csv [-o FILE] [--secured-only] [--since DATE]",
@@ -32,6 +38,8 @@ static const struct command commands[] = {
 	{ "simulate", cmd_simulate,
 	  "simulate [--devices pi5:2,pi4:1,zero2w:1] [--until-done] [--fault [N=]SPEC] ...",
 	  "rehearse the line: the real station against virtual boards" },
+	{ "status", cmd_status, "status [--json] [--socket P]",
+	  "boards in flight and last results from the running daemon" },
 	{ "virtual-pi", cmd_virtual_pi, "virtual-pi --model M --state DIR --fastboot-tcp PORT",
 	  "serve one virtual board (device simulator), e.g. its fastboot gadget over TCP" },
 };

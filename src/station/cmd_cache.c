@@ -18,6 +18,7 @@
 #include "core/cli.h"
 #include "image/cache.h"
 #include "records/db.h"
+#include "station/cmd_cache.h"
 
 static uint64_t tree_bytes;
 
@@ -65,6 +66,25 @@ static int cache_survey(const char *dir, bool print, size_t *entries, uint64_t *
 	return 0;
 }
 
+int cache_clear_counted(const char *dir, size_t *removed, uint64_t *bytes, size_t *left,
+			struct art_err *err)
+{
+	size_t entries = 0;
+	uint64_t total = 0, left_bytes = 0;
+	int r;
+
+	*removed = *left = 0;
+	*bytes = 0;
+	r = cache_survey(dir, false, &entries, &total);
+	if (r < 0)
+		return art_err_set(err, r, "cannot read %s: %s", dir, strerror(-r));
+	r = cache_clear(dir, err);
+	cache_survey(dir, false, left, &left_bytes);
+	*removed = entries - *left;
+	*bytes = total - left_bytes;
+	return r;
+}
+
 static void cache_usage(FILE *f)
 {
 	fprintf(f, "usage: rpi-sb-provisioner cache clear\n"
@@ -77,8 +97,8 @@ int cmd_cache(struct cli *cli, int argc, char **argv)
 	struct config_problems probs = { 0 };
 	struct art_err err = { "" };
 	const char *dir, *dbpath, *sub = argc > 1 ? argv[1] : "";
-	size_t entries = 0, left = 0;
-	uint64_t bytes = 0, left_bytes = 0;
+	size_t entries = 0, left = 0, removed = 0;
+	uint64_t bytes = 0;
 	char detail[512];
 	int r, rc = EXIT_OK;
 
@@ -108,17 +128,16 @@ int cmd_cache(struct cli *cli, int argc, char **argv)
 		rc = EXIT_FAILED;
 		goto out;
 	}
-	r = cache_clear(dir, &err);
-	cache_survey(dir, false, &left, &left_bytes);
+	r = cache_clear_counted(dir, &removed, &bytes, &left, &err);
 	if (r < 0) {
 		fprintf(stderr, "cache clear: %s; %zu entr%s left in %s (check its permissions, or "
 			"stop the station using it)\n", err.msg, left, left == 1 ? "y" : "ies", dir);
 		rc = EXIT_FAILED;
 	}
-	printf("cache clear: removed %zu entr%s (%.1f MiB) from %s\n", entries - left,
-	       entries - left == 1 ? "y" : "ies", (double)(bytes - left_bytes) / 1048576.0, dir);
-	snprintf(detail, sizeof(detail), "removed %zu entries (%llu bytes)%s", entries - left,
-		 (unsigned long long)(bytes - left_bytes), r < 0 ? "; some could not be removed" : "");
+	printf("cache clear: removed %zu entr%s (%.1f MiB) from %s\n", removed,
+	       removed == 1 ? "y" : "ies", (double)bytes / 1048576.0, dir);
+	snprintf(detail, sizeof(detail), "removed %zu entries (%llu bytes)%s", removed,
+		 (unsigned long long)bytes, r < 0 ? "; some could not be removed" : "");
 	if (dbpath && *dbpath) {
 		r = db_audit_file(dbpath, DB_ORIGIN_CLI, "cache-clear", dir, detail);
 		if (r < 0)

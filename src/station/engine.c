@@ -406,6 +406,18 @@ static int flow_unconfigured(struct job *job, void *usrptr)
 	return JOB_HELD;
 }
 
+/* The station's flow: the configuration in force for the whole board. */
+static int engine_flow(struct job *job, void *usrptr)
+{
+	struct engine *e = usrptr;
+	int r;
+
+	pthread_rwlock_rdlock(&e->cfg_lock);
+	r = e->provisioning ? flow_board(job, &e->fctx) : flow_unconfigured(job, e);
+	pthread_rwlock_unlock(&e->cfg_lock);
+	return r;
+}
+
 /* Load the configuration: the operator's file, or the embedded default for
  * virtual boards when there is none. 0, or -errno (-EINVAL: unusable and not
  * tolerated). */
@@ -593,6 +605,7 @@ int engine_new(const struct engine_opts *o, struct engine **out, bool *usage_err
 	e->o = *o;
 	e->provisioning = true;
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_rwlock_init(&e->cfg_lock, NULL);
 	if (o->devices && (r = parse_devices(e, o->devices, err, sizeof(err))) < 0) {
 		fprintf(stderr, "%s: %s\n", o->prog, err);
 		*usage_error = r == -EINVAL;
@@ -624,8 +637,8 @@ int engine_new(const struct engine_opts *o, struct engine **out, bool *usage_err
 		.log_dir = config_get(e->cfg, "paths", "log_dir"),
 		.debounce_ms = 5000,
 		.disc = e->disc,
-		.flow = e->provisioning ? flow_board : flow_unconfigured,
-		.flow_usrptr = e->provisioning ? (void *)&e->fctx : (void *)e,
+		.flow = engine_flow,
+		.flow_usrptr = e,
 		.events = e->events,
 	};
 	db_mode_parse(config_get(e->cfg, "station", "mode"), &so.mode);
@@ -686,5 +699,120 @@ void engine_free(struct engine *e)
 	config_free(e->cfg);
 	config_problems_free(&e->probs);
 	pthread_mutex_destroy(&e->lock);
+	pthread_rwlock_destroy(&e->cfg_lock);
 	free(e);
+}
+
+/* Append "section.key" to @out when its effective value differs. */
+static void diff_key(const struct config *a, const struct config *b, const char *section,
+		     const char *key, char *out, size_t len, size_t *n)
+{
+	size_t used = strlen(out);
+
+	if (strcmp(config_get(a, section, key), config_get(b, section, key)) == 0)
+		return;
+	(*n)++;
+	if (used + 1 < len)
+		snprintf(out + used, len - used, "%s%s.%s", used ? " " : "", section, key);
+}
+
+/* What differs between two configurations, as "section.key ..."; the count. */
+static size_t config_diff(const struct config *a, const struct config *b, char *out, size_t len)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < config_schema_len; i++) {
+		const struct config_setting *st = &config_schema[i];
+
+		if (strcmp(st->section, "family") != 0) {
+			diff_key(a, b, st->section, st->key, out, len, &n);
+			continue;
+		}
+		for (size_t f = 0; f < config_families_len; f++) {
+			char sec[32];
+
+			snprintf(sec, sizeof(sec), "family.%s", config_families[f]);
+			diff_key(a, b, sec, st->key, out, len, &n);
+		}
+	}
+	return n;
+}
+
+int engine_reload(struct engine *e, char *changes, size_t len)
+{
+	struct config *cfg = NULL;
+	struct config_problems probs = { 0 };
+	struct signer *signer = NULL;
+	struct art_err aerr = { "" };
+	char diff[400], fp[65] = "";
+	size_t n;
+	int r;
+
+	r = config_load(e->config_path, e->o.paths, &cfg, &probs);
+	if (r < 0 && (r != -EINVAL || config_problems_errors(&probs) > 0)) {
+		const struct config_problem *p = NULL;
+
+		for (size_t i = 0; i < probs.n && !p; i++)
+			if (!probs.v[i].warning)
+				p = &probs.v[i];
+		snprintf(changes, len, "refused: %s:%d: %s%s%s", p ? p->file : e->config_path,
+			 p ? p->line : 0, p && p->key ? p->key : "", p && p->key ? ": " : "",
+			 p ? p->message : strerror(-r));
+		r = -EINVAL;
+		goto out;
+	}
+	n = config_diff(e->cfg, cfg, diff, sizeof(diff));
+	if (n == 0 && e->provisioning) {
+		snprintf(changes, len, "no change");
+		r = 0;
+		goto out;
+	}
+	/* The new key first: a configuration whose key cannot be opened is refused. */
+	const char *pem = config_get(cfg, "key", "pem"), *cmd = config_get(cfg, "key", "signer");
+	if (*pem || *cmd) {
+		r = signer_open_config(*pem ? pem : NULL, *cmd ? cmd : NULL,
+				       config_get(cfg, "key", "public"), 0, &signer, &aerr);
+		if (r < 0) {
+			snprintf(changes, len, "refused: signing key: %s", aerr.msg);
+			goto out;
+		}
+		pubkey_fingerprint(signer_pubkey(signer), fp);
+	}
+	if (pthread_rwlock_trywrlock(&e->cfg_lock) != 0) {
+		snprintf(changes, len, "refused while boards are in flight; it would change: %s", diff);
+		r = -EBUSY;
+		goto out;
+	}
+	struct config *old = e->cfg;
+	bool key_changed = strcmp(fp, e->fctx.key_fingerprint) != 0;
+
+	e->cfg = cfg;
+	cfg = old;
+	e->fctx.cfg = e->cfg;
+	if (e->fctx.signer)
+		signer_close(e->fctx.signer);
+	e->fctx.signer = signer;
+	signer = NULL;
+	memcpy(e->fctx.key_fingerprint, fp, sizeof(fp));
+	if (key_changed && atomic_load(&e->fctx.otp_armed))
+		atomic_store(&e->fctx.otp_armed, false);
+	e->gold = config_get(e->cfg, "image", "gold");
+	e->provisioning = true;
+	e->n_warnings = 0;
+	config_problems_free(&e->probs);
+	e->probs = probs;
+	memset(&probs, 0, sizeof(probs));
+	pthread_rwlock_unlock(&e->cfg_lock);
+	snprintf(changes, len, "%s%s%s", n ? diff : "the configuration is usable now",
+		 key_changed ? "; new key: OTP disarmed" : "",
+		 strstr(diff, "paths.database") || strstr(diff, "paths.log_dir") || strstr(diff, "station.id") ?
+		 "; [paths] database/log_dir and station.id take effect after a restart" : "");
+	r = 0;
+out:
+	if (signer)
+		signer_close(signer);
+	config_free(cfg);
+	config_problems_free(&probs);
+	return r;
 }

@@ -78,6 +78,9 @@ struct engine {
 	size_t nboards;
 	const char *gold;
 	pthread_mutex_t lock;        /* the boards' verdicts (verify hook) */
+	/* Held for reading by every board's flow, for writing by a reload:
+	 * the configuration never changes under a board in flight. */
+	pthread_rwlock_t cfg_lock;
 };
 
 /* Set everything up (nothing runs yet). On failure the reason has been
@@ -100,6 +103,12 @@ void engine_audit(const struct engine *e, const char *user, const char *action,
 /* Whether @typed (at least 8 hex) is the tail of @fingerprint, as the
  * operator types it to arm OTP. */
 bool engine_fingerprint_matches(const char *typed, const char *fingerprint);
+
+/* Read the configuration file again. Refused (-EBUSY) while boards are in
+ * flight when anything changed; a new key disarms OTP. @changes gets what
+ * changed ("no change", "station.mode image.gold", or why it was refused).
+ * Main thread. 0 or -errno. */
+int engine_reload(struct engine *e, char *changes, size_t len);
 
 /* Add a line to warnings[] (dropped past ENGINE_MAX_WARNINGS). */
 void engine_warn(struct engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -40,6 +40,18 @@ struct job {
 	char errmsg[512];
 };
 
+/* What was last seen on a port, kept after its job ends (for retry). */
+struct port_seen {
+	struct port_seen *next;
+	char port[64];
+	bool present;
+	enum usb_role role;
+	uint16_t pid;
+	char serial[64];
+	bool ended;             /* a job ran on it and ended ... */
+	int last_rc;            /* ... with this result (0 done, JOB_HELD, -errno) */
+};
+
 struct station {
 	struct station_opts o;
 	char *station_id, *db_path, *log_dir;
@@ -47,6 +59,7 @@ struct station {
 	pthread_cond_t cond;
 	struct port_tracker *ports;
 	struct job *jobs;
+	struct port_seen *seen;
 	struct station_counts counts;
 	struct db *db;                 /* discovery-side writes (excluded ports); under lock */
 	pthread_t housekeeper;
@@ -182,6 +195,12 @@ void station_free(struct station *st)
 		return;
 	db_close(st->db);
 	ports_free(st->ports);
+	while (st->seen) {
+		struct port_seen *n = st->seen->next;
+
+		free(st->seen);
+		st->seen = n;
+	}
 	pthread_mutex_destroy(&st->lock);
 	pthread_cond_destroy(&st->cond);
 	free(st->station_id);
@@ -204,6 +223,22 @@ static struct job *job_find(struct station *st, const char *port)
 		if (!j->gone && strcmp(j->port, port) == 0)
 			return j;
 	return NULL;
+}
+
+/* The record of @port, created when @create. Under st->lock. */
+static struct port_seen *seen_get(struct station *st, const char *port, bool create)
+{
+	struct port_seen *s;
+
+	for (s = st->seen; s; s = s->next)
+		if (strcmp(s->port, port) == 0)
+			return s;
+	if (!create || !(s = calloc(1, sizeof(*s))))
+		return NULL;
+	snprintf(s->port, sizeof(s->port), "%s", port);
+	s->next = st->seen;
+	st->seen = s;
+	return s;
 }
 
 /* ---- the worker -------------------------------------------------------- */
@@ -304,8 +339,24 @@ static void *worker_main(void *arg)
 			break;
 		}
 	}
-	if (!job->gone) /* an expired job's port was already freed, maybe for a new board */
+	if (!job->gone) { /* an expired job's port was already freed, maybe for a new board */
+		struct port_seen *seen = seen_get(st, job->port, true);
+
 		ports_job_ended(st->ports, job->port);
+		if (seen) {
+			seen->ended = true;
+			seen->last_rc = rc;
+		}
+		/* The board left while its job ran (verified and taken away, or
+		 * unplugged): the port is empty now. */
+		if (!job->present)
+			emit_port(st, job->port, EVENT_PORT_REMOVED, PHASE_WAITING, NULL);
+	} else if (!job_find(st, job->port)) {
+		struct port_seen *seen = seen_get(st, job->port, false);
+
+		if (!seen || !seen->present)
+			emit_port(st, job->port, EVENT_PORT_REMOVED, PHASE_WAITING, NULL);
+	}
 	st->counts.active--;
 	if (rc == 0)
 		st->counts.done++;
@@ -334,6 +385,18 @@ void station_device_arrived(struct station *st, const char *port, enum usb_role 
 
 	pthread_mutex_lock(&st->lock);
 	d = ports_arrived(st->ports, &a);
+	if (d != PORT_IGNORED && d != PORT_DUPLICATE) {
+		struct port_seen *seen = seen_get(st, port, true);
+
+		if (seen) {
+			seen->present = true;
+			seen->role = role;
+			seen->pid = pid;
+			snprintf(seen->serial, sizeof(seen->serial), "%s", a.serial);
+			if (d != PORT_CONTINUE_JOB)
+				seen->ended = false;
+		}
+	}
 	switch (d) {
 	case PORT_START_JOB:
 		job = calloc(1, sizeof(*job));
@@ -402,6 +465,9 @@ void station_device_left(struct station *st, const char *port)
 
 	pthread_mutex_lock(&st->lock);
 	ports_left(st->ports, port, mono_ms());
+	struct port_seen *seen = seen_get(st, port, false);
+	if (seen)
+		seen->present = false;
 	job = job_find(st, port);
 	if (job) {
 		job->present = false;
@@ -441,6 +507,35 @@ static void *housekeeper_main(void *arg)
 	}
 	pthread_mutex_unlock(&st->lock);
 	return NULL;
+}
+
+int station_retry(struct station *st, const char *port)
+{
+	struct port_seen *seen;
+	enum usb_role role;
+	uint16_t pid;
+	char serial[64];
+	int r = 0;
+
+	pthread_mutex_lock(&st->lock);
+	seen = seen_get(st, port, false);
+	if (st->stopping)
+		r = -ESHUTDOWN;
+	else if (job_find(st, port))
+		r = -EBUSY;
+	else if (!seen || !seen->present)
+		r = -ENODEV;
+	else if (!seen->ended || seen->last_rc == 0)
+		r = -EALREADY;
+	if (r == 0) {
+		role = seen->role;
+		pid = seen->pid;
+		memcpy(serial, seen->serial, sizeof(serial));
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (r == 0)
+		station_device_arrived(st, port, role, pid, serial);
+	return r;
 }
 
 /* ---- the job API -------------------------------------------------------- */

@@ -72,6 +72,12 @@ void station_device_arrived(struct station *st, const char *port, enum usb_role 
 			    uint16_t pid, const char *serial);
 void station_device_left(struct station *st, const char *port);
 
+/* Start the flow again on @port, whose last job failed or was held, with
+ * the board still there (as it is now: boot mode or gadget). 0, -EBUSY (a
+ * job runs there), -ENODEV (no board on it), -EALREADY (its last job did not
+ * fail), -ESHUTDOWN (the station is stopping). */
+int station_retry(struct station *st, const char *port);
+
 struct station_counts {
 	unsigned active;     /* jobs running now */
 	unsigned done;       /* finished and recorded */
