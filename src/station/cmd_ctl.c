@@ -150,7 +150,9 @@ static bool looks_like_serial(const char *s)
 
 static void ctl_usage(FILE *f)
 {
-	fprintf(f, "usage: rpi-sb-provisioner ctl [--socket P] COMMAND [ARGS]\n\ncommands:\n");
+	fprintf(f, "usage: rpi-sb-provisioner ctl [--socket P] [--timeout S] [--read-only] COMMAND [ARGS]\n"
+		"  (--read-only: attach as a viewer that may only look; the engine refuses the command)\n\n"
+		"commands:\n");
 	for (int i = 0; i < CTL_CMD_COUNT; i++) {
 		char head[96];
 
@@ -165,6 +167,7 @@ int cmd_ctl(struct cli *cli, int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "persistent", no_argument, NULL, 'p' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "read-only", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -172,6 +175,7 @@ int cmd_ctl(struct cli *cli, int argc, char **argv)
 	struct ctl_cmd cmd = { 0 };
 	struct ctl_client *c = NULL;
 	unsigned long timeout_s = 60;
+	bool read_only = false;
 	size_t npos = 0, need = 0;
 	char reply[512];
 	int opt, rc, r;
@@ -182,6 +186,7 @@ int cmd_ctl(struct cli *cli, int argc, char **argv)
 		case 's': socket_path = optarg; break;
 		case 'p': cmd.persistent = true; break;
 		case 't': timeout_s = strtoul(optarg, NULL, 10); break;
+		case 'r': read_only = true; break;
 		case 'h': ctl_usage(stdout); return EXIT_OK;
 		default: ctl_usage(stderr); return EXIT_USAGE;
 		}
@@ -244,7 +249,7 @@ int cmd_ctl(struct cli *cli, int argc, char **argv)
 			"missing arguments", pos[0], ctl_cmd_specs[cmd.type].usage);
 		return EXIT_USAGE;
 	}
-	if ((rc = attach("ctl", cli, socket_path, false, &c)) != 0)
+	if ((rc = attach("ctl", cli, socket_path, read_only, &c)) != 0)
 		return rc;
 	r = ctl_command(c, &cmd, reply, sizeof(reply), (unsigned)(timeout_s * 1000));
 	if (r == 0) {

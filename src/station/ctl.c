@@ -78,7 +78,6 @@ static int send_line(int fd, char *line)
 	if (!line)
 		return -ENOMEM;
 	n = strlen(line);
-	line[n] = '\0';
 	r = send_all(fd, line, n);
 	if (r == 0)
 		r = send_all(fd, "\n", 1);
@@ -288,11 +287,7 @@ int ctl_command(struct ctl_client *c, const struct ctl_cmd *cmd, char *reply, si
 
 	if (reply && len)
 		reply[0] = '\0';
-	if (c->info.read_only) {
-		if (reply && len)
-			snprintf(reply, len, "this viewer is read-only");
-		return -EPERM;
-	}
+	/* A read-only viewer's command goes out too: the engine decides. */
 	r = send_line(c->fd, ctl_cmd_encode(cmd, id));
 	if (r < 0)
 		return r == -ECONNRESET ? -EPIPE : r;

@@ -118,9 +118,10 @@ static int get_u64(json_object *o, const char *key, uint64_t *out)
 		return 0;
 	if (!json_object_is_type(v, json_type_int))
 		return -EINVAL;
-	errno = 0;
+	if (json_object_get_int64(v) < 0)
+		return -EINVAL;
 	*out = json_object_get_uint64(v);
-	return errno ? -EINVAL : 0;
+	return 0;
 }
 
 static int get_int(json_object *o, const char *key, int *out)
