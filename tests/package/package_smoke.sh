@@ -187,6 +187,22 @@ out=$(env -i PATH=/usr/bin:/bin TARGET_USB_PATH=1-1.2 BOARDNAME="Raspberry Pi 5"
 check "hook template post-flash.sh runs (rc $rc)" test "$rc" = 0
 check "hook template post-flash.sh reports the board" grep -q "Raspberry Pi 5 0123456789abcdef on port 1-1.2" <<<"$out"
 
+# A rehearsal on virtual boards with the installed program and scripts (the
+# guide's section 2). It needs Raspberry Pi's firmware files, which the
+# package does not ship: the shared fixtures beside the tree, when present.
+fw="${RPI_SB_VPI_FIRMWARE:-$top/../shared/fixtures/rpi-firmware}"
+if [ -r "$fw/pieeprom-2026-08-12.bin" ]; then
+	t0=$(now)
+	out=$(RPI_SB_VPI_FIRMWARE="$fw" "$prog" --root "$work/rehearsal" simulate --devices pi5:1,zero2w:1 \
+		--until-done 2>&1); rc=$?
+	check "installed simulate: 2 virtual boards provisioned ($(secs "$t0" "$(now)") s)" test "$rc" = 0
+	check "installed simulate: both passed the virtual first boot" \
+		grep -q "2 of 2 boards provisioned and passed the virtual first boot" <<<"$out"
+	[ "$rc" = 0 ] || printf '%s\n' "$out" | tail -20 | sed 's/^/     /'
+else
+	echo "skip installed simulate: no Raspberry Pi firmware fixtures at $fw"
+fi
+
 # ---- purge -------------------------------------------------------------------
 if [ "$installed" = 1 ]; then
 	if dpkg --purge "$pkg" >"$work/purge.log" 2>&1; then
