@@ -193,7 +193,7 @@ check "hook template post-flash.sh reports the board" grep -q "Raspberry Pi 5 01
 fw="${RPI_SB_VPI_FIRMWARE:-$top/../shared/fixtures/rpi-firmware}"
 if [ -r "$fw/pieeprom-2026-08-12.bin" ]; then
 	t0=$(now)
-	out=$(RPI_SB_VPI_FIRMWARE="$fw" "$prog" --root "$work/rehearsal" simulate --devices pi5:1,zero2w:1 \
+	out=$(RPI_SB_VPI_FIRMWARE="$fw" RPI_SB_SCRIPTS_DIR="$inst/usr/share/rpi-sb-provisioner/scripts" "$prog" --root "$work/rehearsal" simulate --devices pi5:1,zero2w:1 \
 		--until-done 2>&1); rc=$?
 	check "installed simulate: 2 virtual boards provisioned ($(secs "$t0" "$(now)") s)" test "$rc" = 0
 	check "installed simulate: both passed the virtual first boot" \
