@@ -13,6 +13,7 @@ android-libsparse-dev libext2fs-dev libarchive-dev libzstd-dev liblzma-dev
 sqlite3 openssl cryptsetup-bin dosfstools mtools e2fsprogs fdisk
 fastboot android-sdk-libsparse-utils zstd xz-utils tmux cpio
 dpkg-dev debhelper lintian fakeroot adduser
+python3-jsonschema
 "
 
 SUDO=""

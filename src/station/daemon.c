@@ -311,7 +311,7 @@ static int daemon_command(void *usrptr, const struct ctl_peer *peer, const struc
 		}
 		if (r < 0) {
 			snprintf(detail, sizeof(detail), "control socket: typed %.64s: %s", cmd->text, reply);
-			engine_audit(e, peer->user, "otp-arm-refused", *fp ? fp : NULL, detail);
+			engine_audit(e, DB_ORIGIN_CONTROL_SOCKET, peer->user, "otp-arm-refused", *fp ? fp : NULL, detail);
 			return r;
 		}
 		atomic_store(&e->fctx.otp_armed, true);
@@ -330,7 +330,7 @@ static int daemon_command(void *usrptr, const struct ctl_peer *peer, const struc
 		r = engine_reload(e, reply, len);
 		snprintf(target, sizeof(target), "%s", e->config_path);
 		snprintf(detail, sizeof(detail), "%s", reply);
-		engine_audit(e, peer->user, r < 0 ? "config-reload-refused" : "config-reload", target, detail);
+		engine_audit(e, DB_ORIGIN_CONTROL_SOCKET, peer->user, r < 0 ? "config-reload-refused" : "config-reload", target, detail);
 		daemon_info(d);
 		ctl_server_info_changed(d->srv);
 		return r;
@@ -342,7 +342,7 @@ static int daemon_command(void *usrptr, const struct ctl_peer *peer, const struc
 	case CTL_CMD_COUNT:
 		return -EINVAL;
 	}
-	engine_audit(e, peer->user, action, target[0] ? target : NULL, detail[0] ? detail : NULL);
+	engine_audit(e, DB_ORIGIN_CONTROL_SOCKET, peer->user, action, target[0] ? target : NULL, detail[0] ? detail : NULL);
 	daemon_info(d);
 	ctl_server_info_changed(d->srv);
 	return r;
@@ -449,7 +449,6 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 		.config_path = cli->config_path,
 		.faults = faults,
 		.tolerate_config = true,
-		.origin = DB_ORIGIN_CONTROL_SOCKET,
 	};
 	struct daemon d = { .cli = cli };
 	char *default_socket = NULL;

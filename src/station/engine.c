@@ -321,8 +321,8 @@ void engine_warn(struct engine *e, const char *fmt, ...)
 	va_end(ap);
 }
 
-void engine_audit(const struct engine *e, const char *user, const char *action,
-		  const char *target, const char *detail)
+void engine_audit(const struct engine *e, enum db_origin origin, const char *user,
+		  const char *action, const char *target, const char *detail)
 {
 	const char *path = e->cfg ? config_get(e->cfg, "paths", "database") : NULL;
 	struct db *db = NULL;
@@ -331,11 +331,11 @@ void engine_audit(const struct engine *e, const char *user, const char *action,
 	if (!path || !*path)
 		return;
 	if (!user) {
-		r = db_audit_file(path, e->o.origin, action, target, detail);
+		r = db_audit_file(path, origin, action, target, detail);
 	} else {
 		r = db_open(path, DB_OPEN_CREATE, &db);
 		if (r == 0)
-			r = db_audit(db, e->o.origin, user, action, target, detail);
+			r = db_audit(db, origin, user, action, target, detail);
 		db_close(db);
 	}
 	if (r < 0)
@@ -511,7 +511,7 @@ static int engine_setup_flow(struct engine *e)
 				"OTP stays disarmed\n", prog, arm, *fp ? fp : "(no key)");
 			snprintf(detail, sizeof(detail), "%s --arm-otp %.64s: %s", prog, arm,
 				 *fp ? "does not match the key fingerprint" : "no key is configured");
-			engine_audit(e, NULL, "otp-arm-refused", *fp ? fp : NULL, detail);
+			engine_audit(e, DB_ORIGIN_CLI, NULL, "otp-arm-refused", *fp ? fp : NULL, detail);
 			return -EINVAL;
 		}
 		atomic_store(&f->otp_armed, true);
@@ -520,14 +520,14 @@ static int engine_setup_flow(struct engine *e)
 		if (!e->o.devices)
 			snprintf(detail, sizeof(detail), "%s --arm-otp %.64s%s", prog, arm,
 				 e->o.dry_run ? ", dry run (nothing burned)" : "");
-		engine_audit(e, NULL, "otp-arm", fp, detail);
+		engine_audit(e, DB_ORIGIN_CLI, NULL, "otp-arm", fp, detail);
 	} else if (e->embedded) {
 		atomic_store(&f->otp_armed, true);
 		e->armed_implicitly = true;
 		snprintf(detail, sizeof(detail), "%s, embedded default: armed implicitly for "
 			 "%zu virtual board(s) and its throw-away key%s", prog, e->nboards,
 			 e->o.dry_run ? ", dry run (nothing burned)" : "");
-		engine_audit(e, NULL, "otp-arm", f->key_fingerprint[0] ? f->key_fingerprint : NULL, detail);
+		engine_audit(e, DB_ORIGIN_CLI, NULL, "otp-arm", f->key_fingerprint[0] ? f->key_fingerprint : NULL, detail);
 	}
 	fprintf(stderr, "%s: OTP %s%s\n", prog, atomic_load(&f->otp_armed) ? "ARMED" : "disarmed",
 		e->armed_implicitly ? " (embedded default, virtual boards only)" : "");

@@ -53,7 +53,6 @@ struct engine_opts {
 	/* Start even when the configuration is missing or invalid: boards are
 	 * shown but not provisioned, and warnings[] says why (the daemon). */
 	bool tolerate_config;
-	enum db_origin origin;       /* for the audit rows the engine writes */
 };
 
 struct engine {
@@ -94,11 +93,11 @@ int engine_start(struct engine *e);
 void engine_stop(struct engine *e);
 void engine_free(struct engine *e);
 
-/* Record an operator action in the configured database's audit table as
- * @user (NULL: the user running this process). A failure is printed, not
+/* Record an operator action in the configured database's audit table, from
+ * @origin, as @user (NULL: the user running this process). A failure is printed, not
  * returned: the action itself stands. */
-void engine_audit(const struct engine *e, const char *user, const char *action,
-		  const char *target, const char *detail);
+void engine_audit(const struct engine *e, enum db_origin origin, const char *user,
+		  const char *action, const char *target, const char *detail);
 
 /* Whether @typed (at least 8 hex) is the tail of @fingerprint, as the
  * operator types it to arm OTP. */

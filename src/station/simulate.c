@@ -505,7 +505,6 @@ int cmd_simulate(struct cli *cli, int argc, char **argv)
 		.devices = "pi5:2,pi4:1,zero2w:1",
 		.faults = faults,
 		.storage_mb = 256,
-		.origin = DB_ORIGIN_CLI,
 	};
 	struct sim_verdict *v = NULL;
 	struct engine *e = NULL;
