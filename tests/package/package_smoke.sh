@@ -100,6 +100,7 @@ done
 check "package: operator guide" has /usr/share/doc/$pkg/operator-guide.md
 check "package: migration note" has /usr/share/doc/$pkg/migration.md
 check "package: configuration reference" has /usr/share/doc/$pkg/configuration.md
+check "package: bench set-up guide" has /usr/share/doc/$pkg/bench-setup.md
 # udev rules and systemd unit: whatever conf/ holds must be installed.
 for f in "$src"/conf/*.rules; do
 	[ -e "$f" ] || continue
@@ -109,8 +110,8 @@ for f in "$src"/conf/*.service; do
 	[ -e "$f" ] || continue
 	check "package: systemd unit ${f##*/}" grep -qE "^/(usr/)?lib/systemd/system/${f##*/}\$" "$work/contents"
 done
-check "conf/ ships udev rules" compgen -G "$src/conf/*.rules"
-check "conf/ ships a systemd unit" compgen -G "$src/conf/*.service"
+check "conf/ ships udev rules" bash -c "compgen -G '$src/conf/*.rules' >/dev/null"
+check "conf/ ships a systemd unit" bash -c "compgen -G '$src/conf/*.service' >/dev/null"
 check "package: nothing under /srv (the station creates it)" bash -c "! grep -q '^/srv' '$work/contents'"
 
 # ---- install -----------------------------------------------------------------
