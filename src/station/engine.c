@@ -20,6 +20,7 @@
 #include "artefacts/secmem.h"
 #include "artefacts/sign.h"
 #include "station/disc_sim.h"
+#include "station/disc_usb.h"
 #include "station/engine.h"
 #include "vpi/board.h"
 #include "vpi/bus.h"
@@ -452,8 +453,8 @@ static int engine_load_config(struct engine *e)
 				return -EINVAL;
 			e->provisioning = false;
 			if (access(e->config_path, F_OK) < 0)
-				engine_warn(e, "no configuration at %s: boards are shown, not provisioned "
-					    "(see `config import`, conf/provisioner.ini.example)", e->config_path);
+				engine_warn(e, "no configuration at %s: boards are shown, not provisioned",
+					    e->config_path);
 			for (size_t i = 0; i < e->probs.n; i++) {
 				const struct config_problem *p = &e->probs.v[i];
 
@@ -626,8 +627,9 @@ int engine_new(const struct engine_opts *o, struct engine **out, bool *usage_err
 	if (o->devices) {
 		r = disc_sim_new(e->bus, &e->disc);
 	} else {
-		fprintf(stderr, "%s: real USB discovery is not built yet; use --simulate\n", o->prog);
-		r = -ENOTSUP;
+		r = disc_usb_new(&e->disc);
+		if (r < 0)
+			fprintf(stderr, "%s: USB discovery could not start: %s\n", o->prog, strerror(-r));
 	}
 	if (r < 0)
 		goto fail;
@@ -689,8 +691,10 @@ void engine_free(struct engine *e)
 			vpi_board_close(e->boards[i].b);
 		}
 	}
-	if (e->disc)
+	if (e->disc && e->o.devices)
 		disc_sim_free(e->disc);
+	else if (e->disc)
+		disc_usb_free(e->disc);
 	event_queue_free(e->events);
 	if (e->fctx.signer)
 		signer_close(e->fctx.signer);

@@ -31,3 +31,22 @@ expect_rc 2 rsb daemon --simulate pi9:1
 expect_out "unknown model 'pi9'"
 expect_rc 2 rsb daemon --simulate pi5:1 --fault 'nonsense'
 pass "bad --simulate and --fault are usage errors"
+
+# No configuration, real USB: the daemon starts anyway, provisions nothing,
+# and says what is missing (a front end's first-run screen).
+start_daemon
+expect_rc 0 rsb status
+expect_out '^warning: no configuration at .*/etc/rpi-sb-provisioner/provisioner.ini: boards are shown, not provisioned'
+[ "$(status_json "d['info']['simulated']")" = False ] || fail "real USB expected"
+stop_daemon
+[ "$DAEMON_RC" = 0 ] || fail "daemon exit $DAEMON_RC"
+pass "no configuration: the daemon runs and warns"
+
+# An invalid configuration: boards are shown (held), never touched.
+printf '[station]\nmode = sideways\n' > "$T/bad.ini"
+rm -rf "$ROOT/srv/rpi-sb-provisioner/simulate/boards"
+expect_rc 0 rsb daemon --config "$T/bad.ini" --simulate pi5:1 --log --until-done 1
+expect_out "daemon: warning: .*bad.ini:2: station.mode: "
+expect_out '9-1 - log not provisioned: '
+expect_out '9-1 - -> held$'
+pass "an invalid configuration: the board is held, not provisioned"
