@@ -390,8 +390,8 @@ static struct station_counts counts_when(struct station *st, bool (*done)(const 
 	return c;
 }
 
-static bool one_active(const struct station_counts *c) { return c->active == 1; }
-static bool one_held(const struct station_counts *c) { return c->held == 1 && c->active == 0; }
+static bool rom_waits_gadget_held(const struct station_counts *c) { return c->active == 1 && c->held == 1; }
+static bool both_held(const struct station_counts *c) { return c->held == 2 && c->active == 0; }
 static bool one_excluded(const struct station_counts *c) { return c->excluded == 1; }
 
 static void test_discovery_thread(void **state)
@@ -410,6 +410,7 @@ static void test_discovery_thread(void **state)
 
 	mkdev("1-1", 1, 2, "1", "05e3", "0608", "GenesysLogic", NULL);
 	mkdev("1-1.2", 1, 5, "1.2", "0a5c", "2712", "Broadcom", "c85be8ea");
+	mkdev("1-1.3", 1, 8, "1.3", "18d1", "4e40", "Raspberry Pi", "5e1f00d10badf00e");
 	snprintf(db, sizeof(db), "%s/manufacturing.db", root);
 	snprintf(logs, sizeof(logs), "%s/log", root);
 	assert_int_equal(event_queue_new(&q), 0);
@@ -421,13 +422,14 @@ static void test_discovery_thread(void **state)
 	assert_int_equal(station_new(&o, &st), 0);
 	assert_int_equal(station_start(st), 0);
 
-	/* Present at start: one job at once, the hub ignored. */
-	counts_when(st, one_active);
+	/* Present at start: a job for each board at once, the hub ignored. The
+	 * gadget's flow holds at once; the boot-mode board's waits. */
+	counts_when(st, rom_waits_gadget_held);
 	/* The board reboots into the gadget on the same port: same job. */
 	rmdev("1-1.2");
 	usleep(2 * DISC_USB_POLL_MS * 1000);
 	mkdev("1-1.2", 1, 6, "1.2", "18d1", "4e40", "Raspberry Pi", "c561b701c85be8ea");
-	c = counts_when(st, one_held);
+	c = counts_when(st, both_held);
 	assert_int_equal(c.failed, 0);
 	assert_int_equal(c.excluded, 0);
 
@@ -435,7 +437,7 @@ static void test_discovery_thread(void **state)
 	mkdev("1-1.9", 1, 7, "1.9", "0a5c", "2711", "Broadcom", "0badf00d");
 	c = counts_when(st, one_excluded);
 	assert_int_equal(c.active, 0);
-	assert_int_equal(c.held, 1);
+	assert_int_equal(c.held, 2);
 
 	station_stop(st);
 	station_free(st);
@@ -446,6 +448,7 @@ static void test_discovery_thread(void **state)
 	event_queue_free(q);
 	rmdev("1-1");
 	rmdev("1-1.2");
+	rmdev("1-1.3");
 	rmdev("1-1.9");
 }
 

@@ -122,24 +122,28 @@ out:
 
 /* ---- watch: discovery driving a station -------------------------------- */
 
+/* Open the board at every arrival on the job's port, whatever it is now, until
+ * the watch ends; then hold. */
 static int flow_probe(struct job *job, void *usrptr)
 {
 	unsigned wait_s = *(const unsigned *)usrptr;
+	struct timespec start;
 
-	for (unsigned round = 0; round < 16; round++) {
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (now_s() < (double)start.tv_sec + wait_s) {
 		struct transport *t;
 		enum usb_role role;
-		char line[256];
-		int r;
 
-		if (!job_device_info(job, &role, NULL, NULL, 0))
-			role = USB_ROLE_BOOTROM;
-		r = job_wait_device(job, role, wait_s * 1000, &t);
-		if (r < 0)
-			return r;
-		snprintf(line, sizeof(line), "opened %s %04x:%04x iSerialNumber %u serial '%s' ep_out 0x%02x ep_in 0x%02x",
-			 role_name(role), t->vid, t->pid, t->iserial_index, t->serial, t->ep_out, t->ep_in);
-		printf("%s %s\n", job_port(job), line);
+		if (!job_device_info(job, &role, NULL, NULL, 0)) {
+			usleep(20 * 1000);
+			continue;
+		}
+		/* Returns at once for an arrival not yet opened, else times out. */
+		if (job_wait_device(job, role, 200, &t) < 0)
+			continue;
+		printf("%s opened %s %04x:%04x iSerialNumber %u serial '%s' ep_out 0x%02x ep_in 0x%02x\n",
+		       job_port(job), role_name(role), t->vid, t->pid, t->iserial_index, t->serial,
+		       t->ep_out, t->ep_in);
 		fflush(stdout);
 		transport_close(t);
 	}
@@ -154,7 +158,7 @@ static int cmd_watch(unsigned seconds, bool poll_only)
 	struct event_queue *q = NULL;
 	struct discovery *d = NULL;
 	struct station *st = NULL;
-	double end = now_s() + seconds;
+	double end;
 	int r, rc = 1;
 
 	if (!mkdtemp(dir))
@@ -172,6 +176,9 @@ static int cmd_watch(unsigned seconds, bool poll_only)
 		fprintf(stderr, "usb_probe: station: %s\n", strerror(-r));
 		goto out;
 	}
+	/* The boards present at start have been reported (start scans first). */
+	printf("watch: started\n");
+	end = now_s() + seconds;
 	while (now_s() < end) {
 		struct event evs[32];
 		size_t n = event_pop(q, evs, 32);
