@@ -4,14 +4,18 @@
  *     (cryptinit with the configured cipher, cryptopen), flash boot and root
  *   naked: erase, flash the whole image as a sparse image of its used blocks
  * then the board hashes what it holds against a bmap of what was sent (oem
- * bmap-load / bmap-verify), the metadata getvars fill the manufacturing row,
- * the post-flash hook runs, and the power LED goes off. Worker thread. */
+ * bmap-load / bmap-verify), the post-flash hook runs, and the power LED goes
+ * off. The metadata getvars (the manufacturing row) are read before erase:
+ * the per-board *-mounted hooks get them too, on this board's own copy of
+ * the image (pipeline_board_*), built before erase (the LUKS root once the
+ * container's size is known). Worker thread. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +33,8 @@ struct prov {
 	struct fb f;
 	uint64_t max_download;
 	uint64_t bytes_total, bytes_done;
+	struct pipeline_inputs in;	/* what the cached artefacts are built from */
+	char settings[256];
 };
 
 static void info_log(void *usrptr, const char *line)
@@ -287,12 +293,15 @@ static void gather(struct prov *p, const struct pipeline_outputs *po, struct met
 	rec->usb_port = job_port(fb->job);
 }
 
-/* The post-flash hook with the manufacturing fields, then the row. */
-static int record(struct flow_board *fb, struct meta *m)
+#define META_FIELDS 20
+
+/* The manufacturing fields hooks get in their environment (post-flash and
+ * the per-board *-mounted stages), from gather(). */
+static size_t meta_fields(const struct flow_board *fb, const struct meta *m,
+			  struct hook_field fields[META_FIELDS])
 {
-	const struct config *cfg = fb->ctx->cfg;
-	struct db_device_record *rec = &m->rec;
-	struct hook_field fields[] = {
+	const struct db_device_record *rec = &m->rec;
+	const struct hook_field v[META_FIELDS] = {
 		{ "BOARDNAME", rec->boardname }, { "SERIAL", fb->serial16 }, { "ETH_MAC", m->eth },
 		{ "WIFI_MAC", m->wifi }, { "BT_MAC", m->bt }, { "MMC_SIZE", m->mmc_size },
 		{ "MMC_CID", m->cid }, { "RPI_DUID", m->duid }, { "BOARD_REVISION", m->rev },
@@ -304,56 +313,122 @@ static int record(struct flow_board *fb, struct meta *m)
 		{ "EEPROM_UNIQUE_ID", m->euid }, { "BOOTLOADER_BUILD_TIMESTAMP", m->bts },
 		{ "CUSTOMER_KEY_FINGERPRINT", fb->ctx->key_fingerprint },
 	};
+
+	memcpy(fields, v, sizeof(v));
+	return META_FIELDS;
+}
+
+/* A hook of the provisioning phase with the manufacturing fields; @boot and
+ * @root: the *-mounted stages' trees (NULL otherwise). */
+static int meta_hook(struct flow_board *fb, const struct meta *m, enum hook_stage stage,
+		     const char *boot, const char *root)
+{
+	const struct config *cfg = fb->ctx->cfg;
+	struct hook_field fields[META_FIELDS];
+	char family[8];
+
+	snprintf(family, sizeof(family), "%x", fb->chip);
 	struct hook_call call = {
 		.hooks_dir = config_get(cfg, "paths", "hooks_dir"), .prov = fb->prov,
-		.stage = HOOK_POST_FLASH, .timeout_s = (unsigned)config_get_int(cfg, "timeouts", "hook"),
-		.serial = fb->serial16, .usb_path = job_port(fb->job),
-		.fastboot_specifier = fb->serial16, .storage_type = fb->storage,
-		.storage_device = fb->disk, .fields = fields,
-		.n_fields = sizeof(fields) / sizeof(fields[0]),
+		.stage = stage, .timeout_s = (unsigned)config_get_int(cfg, "timeouts", "hook"),
+		.serial = fb->serial16, .family = family, .usb_path = job_port(fb->job),
+		.device_path = job_port(fb->job), .fastboot_specifier = fb->serial16,
+		.storage_type = fb->storage, .storage_device = fb->disk,
+		.boot_mount = boot, .rootfs_mount = root,
+		.fields = fields, .n_fields = meta_fields(fb, m, fields),
 	};
 	struct hook_result hr;
 	int r = hooks_run(&call, job_log(fb->job), &hr);
 
 	if (r < 0 || !hooks_result_ok(&hr))
-		return job_fail(fb->job, -EIO, "the post-flash hook failed (%s)",
+		return job_fail(fb->job, -EIO, "the %s hook failed (%s)", hooks_stage_name(stage),
 				r < 0 ? strerror(-r) : hooks_outcome_name(hr.outcome));
-	return job_record_device(fb->job, rec);
-}
-
-static int tree_hooks(void *usr, const char *boot_dir, struct art_err *err)
-{
-	struct prov *p = usr;
-
-	/* bootfs-mounted / rootfs-mounted get the boot tree the image is built from. */
-	struct hook_call call = {
-		.hooks_dir = config_get(p->fb->ctx->cfg, "paths", "hooks_dir"), .prov = p->fb->prov,
-		.timeout_s = (unsigned)config_get_int(p->fb->ctx->cfg, "timeouts", "hook"),
-		.serial = p->fb->serial16, .usb_path = job_port(p->fb->job),
-		.boot_mount = boot_dir, .rootfs_mount = "",
-	};
-	struct hook_result hr;
-	static const enum hook_stage stages[] = { HOOK_BOOTFS_MOUNTED, HOOK_ROOTFS_MOUNTED };
-
-	for (size_t i = 0; i < 2; i++) {
-		call.stage = stages[i];
-		if (hooks_run(&call, job_log(p->fb->job), &hr) < 0 || !hooks_result_ok(&hr))
-			return art_err_set(err, -EIO, "the %s hook failed (%s)",
-					   hooks_stage_name(stages[i]), hooks_outcome_name(hr.outcome));
-	}
 	return 0;
 }
 
+/* The post-flash hook with the manufacturing fields, then the row. */
+static int record(struct flow_board *fb, struct meta *m)
+{
+	int r = meta_hook(fb, m, HOOK_POST_FLASH, NULL, NULL);
+
+	return r < 0 ? r : job_record_device(fb->job, &m->rec);
+}
+
+/* Is the hook of @stage there and enabled (an executable file)? */
+static bool hook_enabled(const struct flow_board *fb, enum hook_stage stage)
+{
+	struct hook_call call = {
+		.hooks_dir = config_get(fb->ctx->cfg, "paths", "hooks_dir"), .prov = fb->prov,
+		.stage = stage, .timeout_s = 1,
+	};
+	char *path = hooks_path(&call);
+	struct stat st;
+	bool on = path && stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+
+	free(path);
+	return on;
+}
+
+/* The per-board customisation, before anything is erased: the board's own
+ * trees, the *-mounted hooks on them, and the boot (LUKS modes) or
+ * whole-disk (naked) artefacts rebuilt when they changed. The root of the
+ * LUKS modes follows in customise_root() once the container size is known. */
+static int customise(struct prov *p, const struct pipeline_outputs *po, const struct meta *m,
+		     struct pipeline_board **board, struct pipeline_outputs *pc)
+{
+	struct flow_board *fb = p->fb;
+	struct art_err err = { "" };
+	const struct pipeline_board_stats *st;
+	int r;
+
+	r = pipeline_board_open(&p->in, po, fb->stage_dir, board, &err);
+	if (r < 0)
+		return job_fail(fb->job, r, "preparing this board's copy of the image for the "
+				"hooks: %s", err.msg);
+	const char *boot = pipeline_board_boot_dir(*board), *root = pipeline_board_root_dir(*board);
+	if ((r = meta_hook(fb, m, HOOK_BOOTFS_MOUNTED, boot, root)) < 0 ||
+	    (r = meta_hook(fb, m, HOOK_ROOTFS_MOUNTED, boot, root)) < 0)
+		return r;
+	r = pipeline_board_commit(*board, pc, &err);
+	if (r < 0)
+		return job_fail(fb->job, r, "applying the hooks' changes to this board's copy: %s",
+				err.msg);
+	st = pipeline_board_stats(*board);
+	blog(job_log(fb->job), BLOG_PROVISIONER, "per-board copy: trees extracted in %.2f s; the "
+	     "hooks changed %zu boot and %zu root entries; %s rebuilt in %.2f s",
+	     st->open_s, st->boot_changes, st->root_changes,
+	     p->in.mode == PIPELINE_NAKED ? (st->boot_changed || st->root_changed ?
+					      "the disk image" : "nothing") :
+	     st->boot_changed ? "the boot partition" : "nothing (boot)", st->commit_s);
+	return 0;
+}
+
+static int customise_root(struct prov *p, struct pipeline_board *board,
+			  const struct pipeline_outputs *pr, struct pipeline_outputs *prc)
+{
+	struct art_err err = { "" };
+	int r = pipeline_board_commit_root(board, pr, prc, &err);
+
+	if (r < 0)
+		return job_fail(p->fb->job, r, "writing the hooks' changes into this board's root "
+				"file system: %s", err.msg);
+	if (pipeline_board_stats(board)->root_changed)
+		blog(job_log(p->fb->job), BLOG_PROVISIONER, "per-board root file system built in "
+		     "%.2f s", pipeline_board_stats(board)->root_s);
+	return 0;
+}
+
+/* The cached artefacts: the boot (or whole-disk) entry with @container 0,
+ * then the root for the container. */
 static int build(struct prov *p, uint64_t container, struct pipeline_outputs *po)
 {
 	struct flow_board *fb = p->fb;
 	const struct config *cfg = fb->ctx->cfg;
 	struct art_err err = { "" };
-	char settings[256];
 	int r;
 
-	snprintf(settings, sizeof(settings), "mode=%s;storage=%s", fb->mode, fb->storage);
-	struct pipeline_inputs in = {
+	snprintf(p->settings, sizeof(p->settings), "mode=%s;storage=%s", fb->mode, fb->storage);
+	p->in = (struct pipeline_inputs){
 		.mode = strcmp(fb->mode, "secure-boot") == 0 ? PIPELINE_SECURE_BOOT :
 			strcmp(fb->mode, "fde-only") == 0 ? PIPELINE_FDE_ONLY : PIPELINE_NAKED,
 		.gold = config_get_for_family(cfg, fb->family, "image", "gold"),
@@ -365,15 +440,14 @@ static int build(struct prov *p, uint64_t container, struct pipeline_outputs *po
 		.key_fingerprint = fb->ctx->key_fingerprint,
 		.sign = fb->ctx->signer ? pipeline_sign_with_signer : NULL,
 		.sign_usr = fb->ctx->signer,
-		.settings = settings,
+		.settings = p->settings,
 		.container_bytes = container,
 	};
-	r = image_pipeline_build(&in, po, &err);
+	r = image_pipeline_build(&p->in, po, &err);
 	if (r < 0)
 		return job_fail(fb->job, r, "preparing the image: %s", err.msg);
 	if (po->warnings[0])
 		blog(job_log(fb->job), BLOG_PROVISIONER, "image: %s", po->warnings);
-	(void)tree_hooks;
 	return 0;
 }
 
@@ -405,7 +479,10 @@ static int check_size(struct prov *p, uint64_t need, const char *what)
 int flow_provision(struct flow_board *fb, struct transport *gadget)
 {
 	struct prov p = { .fb = fb };
-	struct pipeline_outputs po = { 0 }, pr = { 0 };
+	struct pipeline_outputs po = { 0 }, pr = { 0 }, pc = { 0 }, prc = { 0 };
+	const struct pipeline_outputs *boot = &po, *root = &pr;
+	struct pipeline_board *board = NULL;
+	struct meta *m = NULL;
 	bool luks = strcmp(fb->mode, "naked") != 0;
 	enum db_event_state started, finished, aborted;
 	char part1[48], part2[48], val[FB_MSG_MAX + 1];
@@ -446,11 +523,24 @@ int flow_provision(struct flow_board *fb, struct transport *gadget)
 	r = build(&p, 0, &po);
 	if (r < 0)
 		goto out;
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		r = job_fail(fb->job, -ENOMEM, "out of memory");
+		goto out;
+	}
+	gather(&p, &po, m);
+	/* Per-board hooks: this board gets its own copy (none without them). */
+	if (hook_enabled(fb, HOOK_BOOTFS_MOUNTED) || hook_enabled(fb, HOOK_ROOTFS_MOUNTED)) {
+		r = customise(&p, &po, m, &board, &pc);
+		if (r < 0)
+			goto out;
+		boot = &pc;
+	}
 	snprintf(part1, sizeof(part1), "%sp1", fb->disk);
 	snprintf(part2, sizeof(part2), "%sp2", fb->disk);
 	/* LUKS modes: the first partition starts at the 4 MiB grain; the root
 	 * needs at least the LUKS2 header (16 MiB) and a small file system. */
-	r = check_size(&p, luks ? (4u << 20) + po.bootfs_bytes + (64u << 20) : po.disk_bytes,
+	r = check_size(&p, luks ? (4u << 20) + boot->bootfs_bytes + (64u << 20) : boot->disk_bytes,
 		       luks ? "4 MiB alignment, the boot partition, at least 64 MiB for the "
 			      "encrypted root" : "the whole disk image");
 	if (r < 0)
@@ -463,17 +553,17 @@ int flow_provision(struct flow_board *fb, struct transport *gadget)
 		goto out;
 	}
 	if (!luks) {
-		p.bytes_total = po.disk_file_bytes;
-		r = flash_simg(&p, fb->disk, po.disk_simg);
+		p.bytes_total = boot->disk_file_bytes;
+		r = flash_simg(&p, fb->disk, boot->disk_simg);
 		if (r < 0)
 			goto out;
 		job_set_phase(fb->job, PHASE_VERIFY);
-		r = verify_on_board(&p, fb->disk, po.disk_simg);
+		r = verify_on_board(&p, fb->disk, boot->disk_simg);
 		if (r < 0)
 			goto out;
 	} else {
 		if ((r = oem(&p, "partinit %s DOS", fb->disk)) < 0 ||
-		    (r = oem(&p, "partapp %s 0c %llu", fb->disk, (unsigned long long)po.bootfs_bytes)) < 0 ||
+		    (r = oem(&p, "partapp %s 0c %llu", fb->disk, (unsigned long long)boot->bootfs_bytes)) < 0 ||
 		    (r = oem(&p, "partapp %s 83", fb->disk)) < 0 ||
 		    (r = oem(&p, "cryptinit %s root %s", part2, config_get(fb->ctx->cfg, "image", "cipher"))) < 0 ||
 		    (r = oem(&p, "cryptopen %s cryptroot", part2)) < 0)
@@ -491,25 +581,28 @@ int flow_provision(struct flow_board *fb, struct transport *gadget)
 		r = build(&p, container, &pr);
 		if (r < 0)
 			goto out;
-		p.bytes_total = po.bootfs_file_bytes + pr.rootfs_file_bytes;
-		r = flash_simg(&p, part1, po.bootfs_simg);
+		if (board) {
+			r = customise_root(&p, board, &pr, &prc);
+			if (r < 0)
+				goto out;
+			root = &prc;
+		}
+		p.bytes_total = boot->bootfs_file_bytes + root->rootfs_file_bytes;
+		r = flash_simg(&p, part1, boot->bootfs_simg);
 		if (r == 0)
-			r = flash_simg(&p, "mapper/cryptroot", pr.rootfs_simg);
+			r = flash_simg(&p, "mapper/cryptroot", root->rootfs_simg);
 		if (r < 0)
 			goto out;
 		job_set_phase(fb->job, PHASE_VERIFY);
-		r = verify_on_board(&p, part1, po.bootfs_simg);
+		r = verify_on_board(&p, part1, boot->bootfs_simg);
 		if (r == 0)
-			r = verify_on_board(&p, "mapper/cryptroot", pr.rootfs_simg);
+			r = verify_on_board(&p, "mapper/cryptroot", root->rootfs_simg);
 		if (r < 0)
 			goto out;
 	}
-	struct meta *m = calloc(1, sizeof(*m));
-	if (!m) {
-		r = -ENOMEM;
-		goto out;
-	}
-	gather(&p, &po, m);
+	/* What was written is verified: the per-board copy can go. */
+	pipeline_board_close(board);
+	board = NULL;
 	fb_oem(&p.f, "led PWR 0", 10000, NULL, NULL, 0);
 	fb_fini(&p.f);
 	transport_close(gadget);
@@ -523,7 +616,6 @@ int flow_provision(struct flow_board *fb, struct transport *gadget)
 	}
 	if (r == 0)
 		r = record(fb, m);
-	free(m);
 	if (r == 0)
 		job_state(fb->job, finished, NULL);
 	goto out_closed;
@@ -533,7 +625,11 @@ out_closed:
 	if (r < 0)
 		job_state(fb->job, aborted, NULL);
 	transport_close(gadget);
+	pipeline_board_close(board);
+	free(m);
 	pipeline_outputs_free(&po);
 	pipeline_outputs_free(&pr);
+	pipeline_outputs_free(&pc);
+	pipeline_outputs_free(&prc);
 	return r;
 }

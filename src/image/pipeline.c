@@ -10,8 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <sparse/sparse.h>
 
 #include "artefacts/payload.h"
 #include "image/bootfiles.h"
@@ -26,6 +32,8 @@
 #define TEXT_MAX (1u << 20)
 #define MIB (1ull << 20)
 #define BOOT_IMG_WARN (96ull << 20)
+
+extern char **environ;
 
 const char *pipeline_mode_name(enum pipeline_mode m)
 {
@@ -356,29 +364,153 @@ static int simg_of_fat(const char *fat_path, const char *simg_path, uint64_t byt
 	return rc;
 }
 
+/* What pack_boot made. */
+struct boot_pack {
+	uint64_t bootimg_bytes;
+	unsigned bits, part_bits;
+	struct simg_stats ss;
+};
+
+/* Steps 5-8 of the boot entry: from the finished boot tree @boot to
+ * @tmp/bootfs.simg (and @tmp/boot.img, @tmp/boot.sig in the Pi 4/5 modes),
+ * through the empty directory @part; a partition of @part_bytes (the Zero 2 W
+ * path doubles it while the files do not fit). @stamp: config.txt's time. */
+static int pack_boot(const struct pipeline_inputs *in, struct pipeline_outputs *out,
+		     const char *boot, const char *part, const char *tmp, uint64_t part_bytes,
+		     time_t stamp, struct boot_pack *bp, struct art_err *err)
+{
+	bool zero2w = in->family && !strcmp(in->family, "2W") && in->mode == PIPELINE_FDE_ONLY;
+	char *bootimg = pjoin(tmp, "boot.img"), *bootsig = pjoin(tmp, "boot.sig");
+	char *fatimg = pjoin(tmp, "bootfs.img"), *simg = pjoin(tmp, "bootfs.simg"), *q = NULL;
+	struct fat_mkfs_opts fo;
+	struct stat st;
+	int rc;
+
+	memset(bp, 0, sizeof(*bp));
+	if (!bootimg || !bootsig || !fatimg || !simg) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	if (zero2w) {
+		/* plain boot files + initramfs8 in the partition itself */
+		uint64_t size = part_bytes;
+		int tries;
+
+		for (tries = 0; tries < 6; tries++, size *= 2) {
+			fat_opts_boot_partition(&fo, size);
+			fo.timestamp = in->timestamp;
+			fo.volume_id = volume_id(out->image_sha256) ^ 0x00010001u;
+			rc = fat_build_from_dir(boot, &fo, fatimg, &bp->part_bits, err);
+			if (rc != -ENOSPC)
+				break;
+		}
+		if (rc)
+			goto out;
+		part_bytes = size;
+	} else {
+		/* 5. boot.img, as rpi-make-boot-image -b pi<family> -a 64 makes it */
+		rc = prune_boot_tree(boot, in->family, err);
+		if (rc)
+			goto out;
+		fat_opts_boot_img(&fo);
+		fo.timestamp = in->timestamp;
+		fo.volume_id = volume_id(out->image_sha256);
+		rc = fat_build_from_dir(boot, &fo, bootimg, &bp->bits, err);
+		if (rc)
+			goto out;
+		if (stat(bootimg, &st) == 0)
+			bp->bootimg_bytes = (uint64_t)st.st_size;
+		if (bp->bootimg_bytes > BOOT_IMG_WARN)
+			warn(out, "boot.img is %" PRIu64 " MiB: bootloaders before 2022 refuse "
+			     "more than 96 MiB", bp->bootimg_bytes >> 20);
+		out->boot_img_fat_bits = bp->bits;
+		/* 6. boot.sig */
+		if (in->mode == PIPELINE_SECURE_BOOT) {
+			if (!in->sign) {
+				rc = art_err_set(err, -EINVAL, "secure-boot needs a signing key to "
+						 "sign boot.img: set [key] pem or [key] signer");
+				goto out;
+			}
+			rc = in->sign(in->sign_usr, bootimg, bootsig, err);
+			if (rc)
+				goto out;
+		}
+		/* 7. the boot partition: boot.img, boot.sig, config.txt */
+		q = pjoin(part, "boot.img");
+		if (!q || link(bootimg, q) < 0) {
+			rc = q ? art_err_set(err, -errno, "cannot link %s: %s", q, strerror(errno))
+			       : -ENOMEM;
+			goto out;
+		}
+		free(q);
+		q = NULL;
+		if (in->mode == PIPELINE_SECURE_BOOT) {
+			q = pjoin(part, "boot.sig");
+			if (!q || link(bootsig, q) < 0) {
+				rc = q ? art_err_set(err, -errno, "cannot link %s: %s", q,
+						     strerror(errno)) : -ENOMEM;
+				goto out;
+			}
+			free(q);
+			q = NULL;
+		}
+		q = pjoin(part, "config.txt");
+		if (!q) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = write_text(q, bootfiles_ramdisk_config, strlen(bootfiles_ramdisk_config),
+				stamp, err);
+		if (rc)
+			goto out;
+		if (stamp) {
+			set_mtime(bootimg, stamp);
+			if (in->mode == PIPELINE_SECURE_BOOT)
+				set_mtime(bootsig, stamp);
+		}
+		fat_opts_boot_partition(&fo, part_bytes);
+		fo.timestamp = in->timestamp;
+		fo.volume_id = volume_id(out->image_sha256) ^ 0x00010001u;
+		rc = fat_build_from_dir(part, &fo, fatimg, &bp->part_bits, err);
+		if (rc) {
+			art_err_prefix(err, "boot partition of %" PRIu64 " bytes: ", part_bytes);
+			goto out;
+		}
+	}
+	/* 8. sparse: only the FAT's used clusters */
+	rc = simg_of_fat(fatimg, simg, part_bytes, &bp->ss, NULL, err);
+	if (rc)
+		goto out;
+	unlink(fatimg);
+	if (in->mode != PIPELINE_SECURE_BOOT)
+		unlink(bootsig);
+out:
+	free(q);
+	free(bootimg);
+	free(bootsig);
+	free(fatimg);
+	free(simg);
+	return rc;
+}
+
 static int build_boot(void *usr, const char *tmp, struct art_err *err)
 {
 	struct build_ctx *c = usr;
 	const struct pipeline_inputs *in = c->in;
 	struct pipeline_outputs *out = c->out;
 	bool zero2w = in->family && !strcmp(in->family, "2W") && in->mode == PIPELINE_FDE_ONLY;
-	char *work = pjoin(tmp, "work"), *boot = NULL, *part = NULL, *p = NULL, *q = NULL;
-	char *bootimg = pjoin(tmp, "boot.img"), *bootsig = pjoin(tmp, "boot.sig");
-	char *fatimg = pjoin(tmp, "bootfs.img"), *simg = pjoin(tmp, "bootfs.simg");
+	char *work = pjoin(tmp, "work"), *boot = NULL, *part = NULL, *p = NULL;
 	struct initramfs_report rep;
-	struct fat_mkfs_opts fo;
-	struct simg_stats ss;
+	struct boot_pack bp;
 	struct fat_vol *v = NULL;
 	struct ext4_fs *root = NULL;
 	struct gold g = {.fd = -1};
 	struct stat st;
-	uint64_t part_bytes, bootimg_bytes = 0;
-	unsigned bits = 0, part_bits = 0;
 	time_t stamp = 0;
 	char manifest[512];
 	int rc;
 
-	if (!work || !bootimg || !bootsig || !fatimg || !simg) {
+	if (!work) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -450,111 +582,22 @@ static int build_boot(void *usr, const char *tmp, struct art_err *err)
 	}
 	if (stamp)
 		set_mtime(p, stamp);
-	/* 4. per-board customisation of the boot tree */
+	/* 4. customisation of the boot tree (cached: the same for every board) */
 	if (in->on_boot_tree) {
 		rc = in->on_boot_tree(in->tree_usr, boot, err);
 		if (rc)
 			goto out;
 	}
-	part_bytes = (mbr_part_bytes(g.boot) + MIB - 1) / MIB * MIB;
-	if (zero2w) {
-		/* plain boot files + initramfs8 in the partition itself */
-		uint64_t size = part_bytes;
-		int tries;
-
-		for (tries = 0; tries < 6; tries++, size *= 2) {
-			fat_opts_boot_partition(&fo, size);
-			fo.timestamp = in->timestamp;
-			fo.volume_id = volume_id(out->image_sha256) ^ 0x00010001u;
-			rc = fat_build_from_dir(boot, &fo, fatimg, &part_bits, err);
-			if (rc != -ENOSPC)
-				break;
-		}
-		if (rc)
-			goto out;
-		part_bytes = size;
-	} else {
-		/* 5. boot.img, as rpi-make-boot-image -b pi<family> -a 64 makes it */
-		rc = prune_boot_tree(boot, in->family, err);
-		if (rc)
-			goto out;
-		fat_opts_boot_img(&fo);
-		fo.timestamp = in->timestamp;
-		fo.volume_id = volume_id(out->image_sha256);
-		rc = fat_build_from_dir(boot, &fo, bootimg, &bits, err);
-		if (rc)
-			goto out;
-		if (stat(bootimg, &st) == 0)
-			bootimg_bytes = (uint64_t)st.st_size;
-		if (bootimg_bytes > BOOT_IMG_WARN)
-			warn(out, "boot.img is %" PRIu64 " MiB: bootloaders before 2022 refuse "
-			     "more than 96 MiB", bootimg_bytes >> 20);
-		out->boot_img_fat_bits = bits;
-		/* 6. boot.sig */
-		if (in->mode == PIPELINE_SECURE_BOOT) {
-			if (!in->sign) {
-				rc = art_err_set(err, -EINVAL, "secure-boot needs a signing key to "
-						 "sign boot.img: set [key] pem or [key] signer");
-				goto out;
-			}
-			rc = in->sign(in->sign_usr, bootimg, bootsig, err);
-			if (rc)
-				goto out;
-		}
-		/* 7. the boot partition: boot.img, boot.sig, config.txt */
-		q = pjoin(part, "boot.img");
-		if (!q || link(bootimg, q) < 0) {
-			rc = q ? art_err_set(err, -errno, "cannot link %s: %s", q, strerror(errno))
-			       : -ENOMEM;
-			goto out;
-		}
-		free(q);
-		q = NULL;
-		if (in->mode == PIPELINE_SECURE_BOOT) {
-			q = pjoin(part, "boot.sig");
-			if (!q || link(bootsig, q) < 0) {
-				rc = q ? art_err_set(err, -errno, "cannot link %s: %s", q,
-						     strerror(errno)) : -ENOMEM;
-				goto out;
-			}
-			free(q);
-			q = NULL;
-		}
-		q = pjoin(part, "config.txt");
-		if (!q) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		rc = write_text(q, bootfiles_ramdisk_config, strlen(bootfiles_ramdisk_config),
-				stamp, err);
-		if (rc)
-			goto out;
-		if (stamp) {
-			set_mtime(bootimg, stamp);
-			if (in->mode == PIPELINE_SECURE_BOOT)
-				set_mtime(bootsig, stamp);
-		}
-		fat_opts_boot_partition(&fo, part_bytes);
-		fo.timestamp = in->timestamp;
-		fo.volume_id = volume_id(out->image_sha256) ^ 0x00010001u;
-		rc = fat_build_from_dir(part, &fo, fatimg, &part_bits, err);
-		if (rc) {
-			art_err_prefix(err, "boot partition of %" PRIu64 " bytes: ", part_bytes);
-			goto out;
-		}
-	}
-	/* 8. sparse: only the FAT's used clusters */
-	rc = simg_of_fat(fatimg, simg, part_bytes, &ss, NULL, err);
+	/* 5-8. boot.img, boot.sig, the partition, its sparse image */
+	rc = pack_boot(in, out, boot, part, tmp, (mbr_part_bytes(g.boot) + MIB - 1) / MIB * MIB,
+		       stamp, &bp, err);
 	if (rc)
 		goto out;
-	unlink(fatimg);
-	if (in->mode != PIPELINE_SECURE_BOOT)
-		unlink(bootsig);
 	snprintf(manifest, sizeof(manifest),
 		 "mode=%s\nbootfs_bytes=%" PRIu64 "\nbootfs_file_bytes=%" PRIu64
 		 "\nbootfs_fat_bits=%u\nboot_img_bytes=%" PRIu64 "\nboot_img_fat_bits=%u\n",
-		 pipeline_mode_name(in->mode), ss.expanded_bytes, ss.file_bytes, part_bits,
-		 bootimg_bytes, bits);
+		 pipeline_mode_name(in->mode), bp.ss.expanded_bytes, bp.ss.file_bytes, bp.part_bits,
+		 bp.bootimg_bytes, bp.bits);
 	rc = manifest_write(tmp, manifest, err);
 	if (!rc)
 		cache_remove_tree(work);
@@ -565,11 +608,6 @@ out:
 	free(boot);
 	free(part);
 	free(p);
-	free(q);
-	free(bootimg);
-	free(bootsig);
-	free(fatimg);
-	free(simg);
 	return rc;
 }
 
@@ -756,6 +794,28 @@ static int build_naked(void *usr, const char *tmp, struct art_err *err)
 	return rc;
 }
 
+/* Copy the byte ranges @ext of @in to @out, @dst_base further on, through
+ * @buf (1 MiB). */
+static int copy_extents(int in, int out, const struct extent_list *ext, uint64_t dst_base,
+			uint8_t *buf, struct art_err *err)
+{
+	for (size_t i = 0; i < ext->n; i++) {
+		uint64_t off = ext->v[i].off, left = ext->v[i].len;
+
+		while (left) {
+			size_t n = left > (1u << 20) ? (1u << 20) : (size_t)left;
+			ssize_t r = pread(in, buf, n, (off_t)off);
+
+			if (r != (ssize_t)n || pwrite(out, buf, n, (off_t)(dst_base + off)) != r)
+				return art_err_set(err, -EIO, "cannot copy %zu bytes at %" PRIu64,
+						   n, off);
+			off += n;
+			left -= n;
+		}
+	}
+	return 0;
+}
+
 int image_pipeline_naked_custom(const struct pipeline_inputs *in, pipeline_root_fn edit,
 				void *usr, const char *work_dir, struct pipeline_outputs *out,
 				struct art_err *err)
@@ -767,7 +827,6 @@ int image_pipeline_naked_custom(const struct pipeline_inputs *in, pipeline_root_
 	char *raw = NULL, *copy = pjoin(work_dir, "disk.img"), *simg = pjoin(work_dir, "disk.simg");
 	uint8_t *buf = malloc(1u << 20);
 	int fd = -1, rc;
-	size_t i;
 
 	memset(out, 0, sizeof(*out));
 	if (!copy || !simg || !buf) {
@@ -790,21 +849,11 @@ int image_pipeline_naked_custom(const struct pipeline_inputs *in, pipeline_root_
 		rc = art_err_set(err, -errno, "cannot create %s: %s", copy, strerror(errno));
 		goto out;
 	}
-	for (i = 0; i < ext.n && !rc; i++) {
-		uint64_t off = ext.v[i].off, left = ext.v[i].len;
-
-		while (left && !rc) {
-			size_t n = left > (1u << 20) ? (1u << 20) : (size_t)left;
-			ssize_t r = pread(g.fd, buf, n, (off_t)off);
-
-			if (r <= 0 || pwrite(fd, buf, (size_t)r, (off_t)off) != r)
-				rc = art_err_set(err, -EIO, "cannot copy the gold image to %s", copy);
-			off += n;
-			left -= n;
-		}
-	}
-	if (rc)
+	rc = copy_extents(g.fd, fd, &ext, 0, buf, err);
+	if (rc) {
+		art_err_prefix(err, "copying the gold image to %s: ", copy);
 		goto out;
+	}
 	close(fd);
 	fd = -1;
 	gold_close(&g);
@@ -830,6 +879,832 @@ out:
 	free(copy);
 	free(simg);
 	return rc;
+}
+
+/* ---- per-board customisation (the *-bootfs-mounted / *-rootfs-mounted hooks)
+ *
+ * The hooks get real directory trees of the board's own copy: the boot tree
+ * (FAT, extracted with fat.c) and the root tree (`debugfs rdump` of the gold
+ * image's root partition, owners and modes kept). Both trees are snapshotted
+ * (lstat of every entry, ctime and inode included, so any write, rename,
+ * chmod or chown shows) before and after the hooks; only a partition whose
+ * tree changed is rebuilt. The boot partition is repacked from its tree (it
+ * is small); the root file system is never rebuilt from the tree: the
+ * changes alone are written into a copy of the cached image with `debugfs
+ * -w`, so every untouched file keeps its bytes, inode, hard links and
+ * xattrs. */
+
+struct tree_entry {
+	char *path;		/* relative to the tree; "" is the top */
+	struct stat st;
+};
+
+struct tree_snap {
+	struct tree_entry *v;
+	size_t n, cap;
+};
+
+static void snap_free(struct tree_snap *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i].path);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+static int snap_add(struct tree_snap *s, const char *path, const struct stat *st)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 256;
+		struct tree_entry *v = realloc(s->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n].path = strdup(path);
+	if (!s->v[s->n].path)
+		return -ENOMEM;
+	s->v[s->n++].st = *st;
+	return 0;
+}
+
+/* Every entry under @dirfd (whose own path is @rel), depth first. */
+static int snap_walk(int dirfd, const char *rel, struct tree_snap *s, struct art_err *err)
+{
+	struct dirent *de;
+	DIR *d = fdopendir(dirfd);
+	int rc = 0;
+
+	if (!d) {
+		close(dirfd);
+		return art_err_set(err, -errno, "cannot read %s: %s", rel, strerror(errno));
+	}
+	while (!rc && (de = readdir(d))) {
+		struct stat st;
+		char *path = NULL;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (asprintf(&path, "%s%s%s", rel, *rel ? "/" : "", de->d_name) < 0)
+			return closedir(d), -ENOMEM;
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			rc = art_err_set(err, -errno, "%s: %s", path, strerror(errno));
+		if (!rc)
+			rc = snap_add(s, path, &st);
+		if (!rc && S_ISDIR(st.st_mode)) {
+			int fd = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					O_CLOEXEC);
+
+			rc = fd < 0 ? art_err_set(err, -errno, "%s: %s", path, strerror(errno))
+				    : snap_walk(fd, path, s, err);
+		}
+		free(path);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int snap_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct tree_entry *)a)->path, ((const struct tree_entry *)b)->path);
+}
+
+static int snap_take(const char *dir, struct tree_snap *s, struct art_err *err)
+{
+	struct stat st;
+	int fd, rc;
+
+	memset(s, 0, sizeof(*s));
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = art_err_set(err, -errno, "cannot read %s: %s", dir, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	rc = snap_add(s, "", &st);
+	if (!rc)
+		rc = snap_walk(fd, "", s, err);
+	else
+		close(fd);
+	if (rc)
+		snap_free(s);
+	else
+		qsort(s->v, s->n, sizeof(*s->v), snap_cmp);
+	return rc;
+}
+
+static bool ts_eq(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+static bool entry_changed(const struct stat *a, const struct stat *b)
+{
+	return a->st_mode != b->st_mode || a->st_uid != b->st_uid || a->st_gid != b->st_gid ||
+	       a->st_ino != b->st_ino || a->st_size != b->st_size ||
+	       !ts_eq(a->st_mtim, b->st_mtim) || !ts_eq(a->st_ctim, b->st_ctim) ||
+	       a->st_rdev != b->st_rdev;
+}
+
+/* One change between two snapshots: @before and/or @after. */
+typedef int (*snap_change_fn)(void *usr, const struct tree_entry *before,
+			      const struct tree_entry *after);
+
+static int snap_diff(const struct tree_snap *a, const struct tree_snap *b, snap_change_fn fn,
+		     void *usr, size_t *changes)
+{
+	size_t i = 0, j = 0;
+	int rc = 0;
+
+	*changes = 0;
+	while (!rc && (i < a->n || j < b->n)) {
+		int c = i >= a->n ? 1 : j >= b->n ? -1 : strcmp(a->v[i].path, b->v[j].path);
+
+		if (c < 0) {
+			rc = fn(usr, &a->v[i++], NULL);
+		} else if (c > 0) {
+			rc = fn(usr, NULL, &b->v[j++]);
+		} else {
+			if (entry_changed(&a->v[i].st, &b->v[j].st))
+				rc = fn(usr, &a->v[i], &b->v[j]);
+			else
+				(*changes)--;
+			i++;
+			j++;
+		}
+		(*changes)++;
+	}
+	return rc;
+}
+
+static int count_change(void *usr, const struct tree_entry *before, const struct tree_entry *after)
+{
+	(void)usr;
+	(void)before;
+	(void)after;
+	return 0;
+}
+
+/* Run @argv with stdout and stderr into @out_path. 0 when it exited 0. */
+static int run_to_file(const char *const argv[], const char *out_path, struct art_err *err)
+{
+	static const char *const dirs[] = {"/sbin", "/usr/sbin", "/usr/bin", "/bin"};
+	posix_spawn_file_actions_t fa;
+	char path[256];
+	int status = 0, rc;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s", argv[0]);
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char cand[256];
+
+		snprintf(cand, sizeof(cand), "%s/%s", dirs[i], argv[0]);
+		if (access(cand, X_OK) == 0) {
+			snprintf(path, sizeof(path), "%s", cand);
+			break;
+		}
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	rc = posix_spawnp(&pid, path, &fa, NULL, (char *const *)(uintptr_t)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc)
+		return art_err_set(err, -rc, "cannot run %s: %s (install e2fsprogs)", argv[0],
+				   strerror(rc));
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return art_err_set(err, -EIO, "%s failed (status %d)", argv[0], status);
+	return 0;
+}
+
+/* The first line of debugfs output that is neither its banner, a command
+ * echo nor an "Allocated inode" note: what went wrong. NULL when none. */
+static char *debugfs_first_error(const char *out_path)
+{
+	char *text = NULL, *line, *save = NULL, *res = NULL;
+	size_t len;
+
+	if (read_text(out_path, &text, &len, NULL) < 0)
+		return strdup("(its output could not be read)");
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(line, "debugfs ", 8) || !strncmp(line, "debugfs: ", 9) ||
+		    !strncmp(line, "Allocated inode: ", 17) || !*line)
+			continue;
+		res = strdup(line);
+		break;
+	}
+	free(text);
+	return res;
+}
+
+/* debugfs -w? -f @cmds @fs (@fs may carry "?offset=N"), failing on any
+ * error line. */
+static int run_debugfs(const char *fs, const char *cmds, bool write, const char *what,
+		       const char *out_path, struct art_err *err)
+{
+	const char *argv[] = {"debugfs", write ? "-w" : "-c", "-f", cmds, fs, NULL};
+	char *bad;
+	int rc = run_to_file(argv, out_path, err);
+
+	if (rc)
+		return rc;
+	bad = debugfs_first_error(out_path);
+	if (bad) {
+		rc = art_err_set(err, -EIO, "%s: debugfs: %s", what, bad);
+		free(bad);
+	}
+	return rc;
+}
+
+/* Expand a sparse image to a plain file (holes where it has none). */
+static int simg_expand(const char *simg, const char *raw, struct art_err *err)
+{
+	struct sparse_file *s;
+	int in = open(simg, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
+
+	if (in < 0)
+		return art_err_set(err, -errno, "cannot open %s: %s", simg, strerror(errno));
+	s = sparse_file_import(in, false, false);
+	if (!s) {
+		close(in);
+		return art_err_set(err, -EINVAL, "%s is not a sparse image", simg);
+	}
+	out = open(raw, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0)
+		rc = art_err_set(err, -errno, "cannot create %s: %s", raw, strerror(errno));
+	else if (sparse_file_write(s, out, false, false, false) < 0)
+		rc = art_err_set(err, -EIO, "cannot expand %s into %s", simg, raw);
+	if (out >= 0 && close(out) < 0 && !rc)
+		rc = art_err_set(err, -errno, "cannot write %s: %s", raw, strerror(errno));
+	sparse_file_destroy(s);
+	close(in);
+	return rc;
+}
+
+static int simg_of_ext4(const char *img, uint64_t offset, uint64_t bytes, const char *simg_path,
+			struct simg_stats *ss, struct art_err *err)
+{
+	struct extent_list ext = {0};
+	struct ext4_fs *fs = NULL;
+	int fd, rc;
+
+	rc = ext4_open(img, offset, bytes, &fs, err);
+	if (!rc)
+		rc = ext4_used_extents(fs, extent_cb, &ext, err);
+	ext4_close(fs);
+	if (rc)
+		goto out;
+	fd = open(img, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = art_err_set(err, -errno, "cannot open %s: %s", img, strerror(errno));
+		goto out;
+	}
+	rc = simg_write(fd, offset, bytes, &ext, simg_path, ss, err);
+	close(fd);
+out:
+	extents_free(&ext);
+	return rc;
+}
+
+struct pipeline_board {
+	const struct pipeline_inputs *in;
+	struct pipeline_outputs base;	/* the cached, un-customised artefacts */
+	char *work, *boot_dir, *root_dir, *raw, *out_path;
+	uint64_t boot_off, boot_len, root_off, root_len;
+	char boot_label[12];
+	time_t stamp;
+	struct tree_snap boot_snap, root_snap;
+	FILE *cmds;			/* debugfs commands being written */
+	char *cmds_path;
+	struct art_err *err;
+	struct pipeline_board_stats stats;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int outputs_dup(struct pipeline_outputs *d, const struct pipeline_outputs *s)
+{
+	char **dst[] = {&d->boot_entry, &d->rootfs_entry, &d->disk_entry, &d->bootfs_simg,
+			&d->boot_img, &d->boot_sig, &d->rootfs_simg, &d->disk_simg};
+	char *const src[] = {s->boot_entry, s->rootfs_entry, s->disk_entry, s->bootfs_simg,
+			     s->boot_img, s->boot_sig, s->rootfs_simg, s->disk_simg};
+
+	*d = *s;
+	for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++)
+		*dst[i] = NULL;
+	for (size_t i = 0; i < sizeof(src) / sizeof(src[0]); i++)
+		if (src[i] && !(*dst[i] = strdup(src[i]))) {
+			pipeline_outputs_free(d);
+			return -ENOMEM;
+		}
+	return 0;
+}
+
+static int extract_fat(const char *img, uint64_t off, uint64_t len, const char *dir,
+		       char *label, struct art_err *err)
+{
+	struct fat_vol *v = NULL;
+	int fd = open(img, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return art_err_set(err, -errno, "cannot open %s: %s", img, strerror(errno));
+	rc = fat_open(fd, off, len, &v, err);
+	if (!rc && label)
+		snprintf(label, 12, "%s", fat_label(v));
+	if (!rc)
+		rc = fat_extract_tree(v, dir, err);
+	fat_close(v);
+	close(fd);
+	return rc;
+}
+
+int pipeline_board_open(const struct pipeline_inputs *in, const struct pipeline_outputs *base,
+			const char *parent_dir, struct pipeline_board **out, struct art_err *err)
+{
+	struct pipeline_board *b = calloc(1, sizeof(*b));
+	char sha[CACHE_KEY_HEX], *fs = NULL, *p = NULL;
+	struct gold g = {.fd = -1};
+	struct stat st;
+	double t0 = now_s();
+	int rc;
+
+	*out = NULL;
+	if (!b)
+		return -ENOMEM;
+	b->in = in;
+	rc = outputs_dup(&b->base, base);
+	if (rc)
+		goto fail;
+	if (asprintf(&b->work, "%s/board-XXXXXX", parent_dir) < 0) {
+		b->work = NULL;
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (!mkdtemp(b->work)) {	/* mode 0700: the trees may get per-board secrets */
+		rc = art_err_set(err, -errno, "cannot create a work directory in %s: %s",
+				 parent_dir, strerror(errno));
+		free(b->work);
+		b->work = NULL;
+		goto fail;
+	}
+	b->boot_dir = pjoin(b->work, "boot");
+	b->root_dir = pjoin(b->work, "root");
+	b->out_path = pjoin(b->work, "debugfs.out");
+	b->cmds_path = pjoin(b->work, "root.cmds");
+	if (!b->boot_dir || !b->root_dir || !b->out_path || !b->cmds_path) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (mkdir(b->boot_dir, 0755) < 0 || mkdir(b->root_dir, 0755) < 0) {
+		rc = art_err_set(err, -errno, "cannot create %s: %s", b->work, strerror(errno));
+		goto fail;
+	}
+	rc = source_prepare(in->cache_dir, in->gold, &b->raw, sha, err);
+	if (!rc)
+		rc = gold_open(b->raw, &g, in->mode != PIPELINE_NAKED, err);
+	if (rc)
+		goto fail;
+	b->boot_off = mbr_part_offset(g.boot);
+	b->boot_len = mbr_part_bytes(g.boot);
+	b->root_off = mbr_part_offset(g.root);
+	b->root_len = mbr_part_bytes(g.root);
+	gold_close(&g);
+	if (in->mode == PIPELINE_NAKED && (!is_fat_type(g.boot->type) ||
+					   g.root->type != MBR_TYPE_LINUX)) {
+		rc = art_err_set(err, -EINVAL, "per-board hooks in naked mode need a pi-gen style "
+				 "image (partition 1 FAT, partition 2 Linux)");
+		goto fail;
+	}
+	/* The boot tree: what this mode puts in the boot partition (Pi 4/5
+	 * LUKS modes: the contents of boot.img, after pruning). */
+	if (in->mode == PIPELINE_NAKED) {
+		rc = extract_fat(b->raw, b->boot_off, b->boot_len, b->boot_dir, b->boot_label, err);
+	} else if (base->boot_img) {
+		if (stat(base->boot_img, &st) < 0)
+			rc = art_err_set(err, -errno, "%s: %s", base->boot_img, strerror(errno));
+		else
+			rc = extract_fat(base->boot_img, 0, (uint64_t)st.st_size, b->boot_dir, NULL,
+					 err);
+	} else {
+		p = pjoin(b->work, "bootfs.raw");
+		rc = p ? simg_expand(base->bootfs_simg, p, err) : -ENOMEM;
+		if (!rc)
+			rc = extract_fat(p, 0, base->bootfs_bytes, b->boot_dir, NULL, err);
+		if (p)
+			unlink(p);
+	}
+	if (rc) {
+		art_err_prefix(err, "the boot tree for the hooks: ");
+		goto fail;
+	}
+	free(p);
+	p = pjoin(b->boot_dir, "config.txt");
+	if (p && stat(p, &st) == 0)
+		b->stamp = st.st_mtime;
+	/* The root tree: the gold image's root file system. */
+	if (asprintf(&fs, "%s?offset=%" PRIu64, b->raw, b->root_off) < 0) {
+		fs = NULL;
+		rc = -ENOMEM;
+		goto fail;
+	}
+	{
+		char *cmd = NULL;
+		FILE *f;
+
+		rc = asprintf(&cmd, "rdump / \"%s\"\n", b->root_dir) < 0 ? -ENOMEM : 0;
+		f = rc ? NULL : fopen(b->cmds_path, "we");
+		if (!rc && (!f || fputs(cmd, f) < 0))
+			rc = art_err_set(err, -EIO, "cannot write %s", b->cmds_path);
+		if (f && fclose(f) != 0 && !rc)
+			rc = art_err_set(err, -EIO, "cannot write %s", b->cmds_path);
+		free(cmd);
+		if (!rc)
+			rc = run_debugfs(fs, b->cmds_path, false, "the root tree for the hooks",
+					 b->out_path, err);
+		if (rc)
+			goto fail;
+	}
+	rc = snap_take(b->boot_dir, &b->boot_snap, err);
+	if (!rc)
+		rc = snap_take(b->root_dir, &b->root_snap, err);
+	if (rc)
+		goto fail;
+	b->stats.open_s = now_s() - t0;
+	free(fs);
+	free(p);
+	*out = b;
+	return 0;
+fail:
+	gold_close(&g);
+	free(fs);
+	free(p);
+	pipeline_board_close(b);
+	return rc;
+}
+
+const char *pipeline_board_boot_dir(const struct pipeline_board *b)
+{
+	return b->boot_dir;
+}
+
+const char *pipeline_board_root_dir(const struct pipeline_board *b)
+{
+	return b->root_dir;
+}
+
+const struct pipeline_board_stats *pipeline_board_stats(const struct pipeline_board *b)
+{
+	return &b->stats;
+}
+
+/* Names debugfs can take between double quotes. */
+static int debugfs_name_ok(struct pipeline_board *b, const char *name)
+{
+	for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+		if (*c < 0x20 || *c == '"' || *c == 0x7f)
+			return art_err_set(b->err, -EINVAL, "the hooks left \"%s\" in the root "
+					   "tree: names with quotes or control characters cannot "
+					   "be written back", name);
+	return 0;
+}
+
+static void cmd_attrs(struct pipeline_board *b, const char *path, const struct stat *st)
+{
+	fprintf(b->cmds, "sif \"/%s\" mode 0%o\n", path, (unsigned)st->st_mode);
+	fprintf(b->cmds, "sif \"/%s\" uid %u\nsif \"/%s\" gid %u\n", path, (unsigned)st->st_uid,
+		path, (unsigned)st->st_gid);
+	fprintf(b->cmds, "sif \"/%s\" mtime @%lld\n", path, (long long)st->st_mtim.tv_sec);
+}
+
+/* Removals, deepest first (the snapshot is sorted: walk it backwards). */
+static int root_removal(void *usr, const struct tree_entry *before, const struct tree_entry *after)
+{
+	struct pipeline_board *b = usr;
+	bool retyped = before && after && (before->st.st_mode & S_IFMT) != (after->st.st_mode & S_IFMT);
+
+	if (!before || (after && !retyped && !(S_ISREG(after->st.st_mode) ||
+					       S_ISLNK(after->st.st_mode))))
+		return 0;
+	if (!*before->path)
+		return 0;
+	/* a changed file or symlink is replaced: written anew */
+	int rc = debugfs_name_ok(b, before->path);
+
+	if (!rc)
+		fprintf(b->cmds, "%s \"/%s\"\n", S_ISDIR(before->st.st_mode) ? "rmdir" : "rm",
+			before->path);
+	return rc;
+}
+
+static int root_addition(void *usr, const struct tree_entry *before, const struct tree_entry *after)
+{
+	struct pipeline_board *b = usr;
+	const struct stat *st;
+	char *full = NULL;
+	int rc;
+
+	if (!after)
+		return 0;
+	st = &after->st;
+	if (!*after->path) {	/* the top directory itself */
+		cmd_attrs(b, "", st);
+		return 0;
+	}
+	rc = debugfs_name_ok(b, after->path);
+	if (rc)
+		return rc;
+	if (asprintf(&full, "%s/%s", b->root_dir, after->path) < 0)
+		return -ENOMEM;
+	if (S_ISDIR(st->st_mode)) {
+		bool retyped = before && !S_ISDIR(before->st.st_mode);
+
+		if (!before || retyped)
+			fprintf(b->cmds, "mkdir \"/%s\"\n", after->path);
+	} else if (S_ISREG(st->st_mode)) {
+		fprintf(b->cmds, "write \"%s\" \"/%s\"\n", full, after->path);
+	} else if (S_ISLNK(st->st_mode)) {
+		char target[4096];
+		ssize_t n = readlink(full, target, sizeof(target) - 1);
+
+		if (n < 0) {
+			rc = art_err_set(b->err, -errno, "%s: %s", full, strerror(errno));
+			goto out;
+		}
+		target[n] = '\0';
+		rc = debugfs_name_ok(b, target);
+		if (rc)
+			goto out;
+		fprintf(b->cmds, "symlink \"/%s\" \"%s\"\n", after->path, target);
+		fprintf(b->cmds, "sif \"/%s\" uid %u\nsif \"/%s\" gid %u\n", after->path,
+			(unsigned)st->st_uid, after->path, (unsigned)st->st_gid);
+		goto out;
+	} else if (S_ISFIFO(st->st_mode) || S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
+		if (before && !S_ISDIR(before->st.st_mode) &&
+		    (before->st.st_mode & S_IFMT) == (st->st_mode & S_IFMT))
+			fprintf(b->cmds, "rm \"/%s\"\n", after->path);
+		if (S_ISFIFO(st->st_mode))
+			fprintf(b->cmds, "mknod \"/%s\" p\n", after->path);
+		else
+			fprintf(b->cmds, "mknod \"/%s\" %c %u %u\n", after->path,
+				S_ISCHR(st->st_mode) ? 'c' : 'b', major(st->st_rdev),
+				minor(st->st_rdev));
+	} else {
+		rc = art_err_set(b->err, -EINVAL, "the hooks left a socket at /%s in the root "
+				 "tree: it cannot be written into the image", after->path);
+		goto out;
+	}
+	cmd_attrs(b, after->path, st);
+out:
+	free(full);
+	return rc;
+}
+
+/* Reverse the order of a snapshot's diff for removals: walk both snapshots
+ * from the end. */
+static int snap_diff_reverse(const struct tree_snap *a, const struct tree_snap *bb,
+			     snap_change_fn fn, void *usr)
+{
+	size_t i = a->n, j = bb->n;
+	int rc = 0;
+
+	while (!rc && (i > 0 || j > 0)) {
+		int c = i == 0 ? -1 : j == 0 ? 1 : strcmp(a->v[i - 1].path, bb->v[j - 1].path);
+
+		if (c > 0) {
+			rc = fn(usr, &a->v[--i], NULL);
+		} else if (c < 0) {
+			rc = fn(usr, NULL, &bb->v[--j]);
+		} else {
+			i--;
+			j--;
+			if (entry_changed(&a->v[i].st, &bb->v[j].st))
+				rc = fn(usr, &a->v[i], &bb->v[j]);
+		}
+	}
+	return rc;
+}
+
+/* The debugfs script that makes the gold root equal to the hooks' tree. */
+static int root_script(struct pipeline_board *b, const struct tree_snap *after,
+		       struct art_err *err)
+{
+	size_t n;
+	int rc;
+
+	b->err = err;
+	b->cmds = fopen(b->cmds_path, "we");
+	if (!b->cmds)
+		return art_err_set(err, -errno, "cannot create %s: %s", b->cmds_path,
+				   strerror(errno));
+	rc = snap_diff_reverse(&b->root_snap, after, root_removal, b);
+	if (!rc)
+		rc = snap_diff(&b->root_snap, after, root_addition, b, &n);
+	if (fclose(b->cmds) != 0 && !rc)
+		rc = art_err_set(err, -EIO, "cannot write %s", b->cmds_path);
+	b->cmds = NULL;
+	return rc;
+}
+
+/* naked: the boot partition rebuilt from its tree and the root changes,
+ * written into the private whole-disk copy. */
+static int naked_board_edit(void *usr, const char *disk, struct art_err *err)
+{
+	struct pipeline_board *b = usr;
+	int rc = 0;
+
+	if (b->stats.boot_changed) {
+		struct extent_list ext = {0};
+		struct fat_mkfs_opts fo;
+		struct fat_vol *v = NULL;
+		char *part = pjoin(b->work, "bootfs.img");
+		uint8_t *buf = malloc(1u << 20);
+		int in = -1, out = -1;
+
+		fat_opts_boot_partition(&fo, b->boot_len);
+		fo.label = b->boot_label[0] ? b->boot_label : NULL;
+		fo.volume_id = volume_id(b->base.image_sha256);
+		rc = part && buf ? fat_build_from_dir(b->boot_dir, &fo, part, NULL, err) : -ENOMEM;
+		if (!rc && ((in = open(part, O_RDONLY | O_CLOEXEC)) < 0 ||
+			    (out = open(disk, O_WRONLY | O_CLOEXEC)) < 0))
+			rc = art_err_set(err, -errno, "cannot open %s: %s", in < 0 ? part : disk,
+					 strerror(errno));
+		if (!rc)
+			rc = fat_open(in, 0, b->boot_len, &v, err);
+		if (!rc)
+			rc = fat_used_extents(v, extent_cb, &ext, err);
+		fat_close(v);
+		if (!rc)
+			rc = copy_extents(in, out, &ext, b->boot_off, buf, err);
+		if (rc)
+			art_err_prefix(err, "the boot partition into %s: ", disk);
+		if (in >= 0)
+			close(in);
+		if (out >= 0)
+			close(out);
+		if (part)
+			unlink(part);
+		extents_free(&ext);
+		free(part);
+		free(buf);
+		if (rc)
+			return rc;
+	}
+	if (b->stats.root_changed) {
+		char *fs = NULL;
+
+		if (asprintf(&fs, "%s?offset=%" PRIu64, disk, b->root_off) < 0)
+			return -ENOMEM;
+		rc = run_debugfs(fs, b->cmds_path, true, "writing the hooks' changes into the "
+				 "root file system", b->out_path, err);
+		free(fs);
+	}
+	return rc;
+}
+
+int pipeline_board_commit(struct pipeline_board *b, struct pipeline_outputs *out,
+			  struct art_err *err)
+{
+	struct tree_snap boot_after = {0}, root_after = {0};
+	double t0 = now_s();
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = snap_take(b->boot_dir, &boot_after, err);
+	if (!rc)
+		rc = snap_take(b->root_dir, &root_after, err);
+	if (rc)
+		goto out;
+	rc = snap_diff(&b->boot_snap, &boot_after, count_change, NULL, &b->stats.boot_changes);
+	if (!rc)
+		rc = snap_diff(&b->root_snap, &root_after, count_change, NULL,
+			       &b->stats.root_changes);
+	b->stats.boot_changed = b->stats.boot_changes > 0;
+	b->stats.root_changed = b->stats.root_changes > 0;
+	if (!rc && b->stats.root_changed)
+		rc = root_script(b, &root_after, err);
+	if (rc)
+		goto out;
+	rc = outputs_dup(out, &b->base);
+	if (rc)
+		goto out;
+	if (b->in->mode == PIPELINE_NAKED) {
+		struct pipeline_outputs custom;
+
+		if (!b->stats.boot_changed && !b->stats.root_changed)
+			goto out;
+		rc = image_pipeline_naked_custom(b->in, naked_board_edit, b, b->work, &custom, err);
+		if (rc)
+			goto out;
+		free(out->disk_simg);
+		out->disk_simg = custom.disk_simg;
+		custom.disk_simg = NULL;
+		out->disk_bytes = custom.disk_bytes;
+		out->disk_file_bytes = custom.disk_file_bytes;
+		pipeline_outputs_free(&custom);
+		goto out;
+	}
+	if (b->stats.boot_changed) {
+		char *dir = pjoin(b->work, "bootout"), *part = pjoin(b->work, "bootpart");
+		struct boot_pack bp;
+
+		if (!dir || !part || mkdir(dir, 0700) < 0 || mkdir(part, 0700) < 0) {
+			rc = dir && part ? art_err_set(err, -errno, "cannot create %s: %s", dir,
+						       strerror(errno)) : -ENOMEM;
+		} else {
+			rc = pack_boot(b->in, out, b->boot_dir, part, dir, b->base.bootfs_bytes,
+				       b->stamp, &bp, err);
+		}
+		if (!rc) {
+			free(out->bootfs_simg);
+			free(out->boot_img);
+			free(out->boot_sig);
+			out->bootfs_simg = pjoin(dir, "bootfs.simg");
+			out->boot_img = bp.bits ? pjoin(dir, "boot.img") : NULL;
+			out->boot_sig = b->in->mode == PIPELINE_SECURE_BOOT ? pjoin(dir, "boot.sig")
+									    : NULL;
+			out->bootfs_bytes = bp.ss.expanded_bytes;
+			out->bootfs_file_bytes = bp.ss.file_bytes;
+			out->boot_hit = false;
+			if (!out->bootfs_simg)
+				rc = -ENOMEM;
+		}
+		free(dir);
+		free(part);
+	}
+out:
+	if (rc)
+		pipeline_outputs_free(out);
+	b->stats.commit_s = now_s() - t0;
+	snap_free(&boot_after);
+	snap_free(&root_after);
+	return rc;
+}
+
+int pipeline_board_commit_root(struct pipeline_board *b, const struct pipeline_outputs *base_root,
+			       struct pipeline_outputs *out, struct art_err *err)
+{
+	char *img = NULL, *simg = NULL;
+	struct simg_stats ss;
+	double t0 = now_s();
+	int rc;
+
+	rc = outputs_dup(out, base_root);
+	if (rc || !b->stats.root_changed || !base_root->rootfs_simg)
+		return rc;
+	img = pjoin(b->work, "rootfs.img");
+	simg = pjoin(b->work, "rootfs.simg");
+	rc = img && simg ? simg_expand(base_root->rootfs_simg, img, err) : -ENOMEM;
+	if (!rc)
+		rc = run_debugfs(img, b->cmds_path, true, "writing the hooks' changes into the "
+				 "root file system", b->out_path, err);
+	if (!rc)
+		rc = simg_of_ext4(img, 0, base_root->rootfs_bytes, simg, &ss, err);
+	if (img)
+		unlink(img);
+	if (!rc) {
+		free(out->rootfs_simg);
+		out->rootfs_simg = simg;
+		simg = NULL;
+		out->rootfs_bytes = ss.expanded_bytes;
+		out->rootfs_file_bytes = ss.file_bytes;
+		out->rootfs_hit = false;
+	} else {
+		pipeline_outputs_free(out);
+	}
+	b->stats.root_s = now_s() - t0;
+	free(img);
+	free(simg);
+	return rc;
+}
+
+void pipeline_board_close(struct pipeline_board *b)
+{
+	if (!b)
+		return;
+	if (b->work)
+		cache_remove_tree(b->work);
+	snap_free(&b->boot_snap);
+	snap_free(&b->root_snap);
+	pipeline_outputs_free(&b->base);
+	free(b->work);
+	free(b->boot_dir);
+	free(b->root_dir);
+	free(b->raw);
+	free(b->out_path);
+	free(b->cmds_path);
+	free(b);
 }
 
 /* ---- keys and the entry point */

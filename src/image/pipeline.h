@@ -102,6 +102,49 @@ int image_pipeline_naked_custom(const struct pipeline_inputs *in, pipeline_root_
 				void *usr, const char *work_dir, struct pipeline_outputs *out,
 				struct art_err *err);
 
+/* Per-board customisation: the `*-bootfs-mounted` and `*-rootfs-mounted`
+ * hooks get real directory trees of the board's own copy, in every mode.
+ *
+ *   pipeline_board_open()   after image_pipeline_build() (@base: its
+ *                           outputs, the cached un-customised artefacts):
+ *                           extracts the boot tree (naked: the gold boot
+ *                           partition; Pi 4/5 LUKS modes: boot.img's files;
+ *                           Zero 2 W fde-only: the boot partition) and the
+ *                           root tree (the gold root file system, owners and
+ *                           modes kept) into a private work dir (0700) under
+ *                           @parent_dir, and snapshots both.
+ *   ...the caller runs the hooks on the two directories...
+ *   pipeline_board_commit() @out = @base, except what the trees' changes
+ *                           need: LUKS modes: a per-board bootfs.simg (and
+ *                           boot.img, boot.sig, signed again) when the boot
+ *                           tree changed; naked: a per-board disk.simg when
+ *                           either tree changed.
+ *   pipeline_board_commit_root()  LUKS modes, with the container's cached
+ *                           rootfs outputs: a per-board rootfs.simg with the
+ *                           root tree's changes written in (debugfs -w) when
+ *                           it changed; else a copy of @base_root.
+ *   pipeline_board_close()  deletes the work dir and what was built there
+ *                           (call it after flashing).
+ * Untouched trees cost nothing more than their extraction. */
+struct pipeline_board;
+
+struct pipeline_board_stats {
+	bool boot_changed, root_changed;
+	size_t boot_changes, root_changes;	/* entries added, removed or changed */
+	double open_s, commit_s, root_s;	/* wall time of each step */
+};
+
+int pipeline_board_open(const struct pipeline_inputs *in, const struct pipeline_outputs *base,
+			const char *parent_dir, struct pipeline_board **out, struct art_err *err);
+const char *pipeline_board_boot_dir(const struct pipeline_board *b);
+const char *pipeline_board_root_dir(const struct pipeline_board *b);
+int pipeline_board_commit(struct pipeline_board *b, struct pipeline_outputs *out,
+			  struct art_err *err);
+int pipeline_board_commit_root(struct pipeline_board *b, const struct pipeline_outputs *base_root,
+			       struct pipeline_outputs *out, struct art_err *err);
+const struct pipeline_board_stats *pipeline_board_stats(const struct pipeline_board *b);
+void pipeline_board_close(struct pipeline_board *b);
+
 /* A pipeline_sign_fn over a struct signer (artefacts/sign.h): @usr is the
  * struct signer *. */
 int pipeline_sign_with_signer(void *usr, const char *boot_img, const char *sig_out,

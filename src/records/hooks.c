@@ -121,12 +121,20 @@ static bool field_allowed(const char *key)
 	return false;
 }
 
+/* post-flash, and the per-board customisation stages (the board's facts are
+ * known before its copy of the image is customised). */
+static bool stage_takes_fields(enum hook_stage stage)
+{
+	return stage == HOOK_POST_FLASH || stage == HOOK_BOOTFS_MOUNTED ||
+	       stage == HOOK_ROOTFS_MOUNTED;
+}
+
 static int check_call(const struct hook_call *call)
 {
 	if (!call->hooks_dir || !*call->hooks_dir || (unsigned)call->prov >= HOOK_PROV_COUNT ||
 	    (unsigned)call->stage >= HOOK_STAGE_COUNT || call->timeout_s == 0)
 		return -EINVAL;
-	if (call->n_fields && (call->stage != HOOK_POST_FLASH || !call->fields))
+	if (call->n_fields && (!stage_takes_fields(call->stage) || !call->fields))
 		return -EINVAL;
 	for (size_t i = 0; i < call->n_fields; i++) {
 		if (!call->fields[i].key || !field_allowed(call->fields[i].key))
@@ -221,7 +229,7 @@ static int build_env(const struct hook_call *call, struct envbuf *e)
 	env_add(e, "FASTBOOT_DEVICE_SPECIFIER", call->fastboot_specifier);
 	env_add(e, "RPI_DEVICE_STORAGE_TYPE", call->storage_type);
 	env_add(e, "GOLD_MASTER_OS_KIND", call->os_kind ? call->os_kind : "image");
-	if (call->stage == HOOK_POST_FLASH)
+	if (stage_takes_fields(call->stage))
 		for (size_t i = 0; i < call->n_fields; i++)
 			env_add(e, call->fields[i].key, call->fields[i].value);
 	if (call->stage == HOOK_PROVISION_FAILED) {

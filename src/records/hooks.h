@@ -75,7 +75,7 @@ struct hook_call {
 	enum hook_failed_context failed_context;  /* provision-failed only */
 	bool failed_permanent;                    /* PROVISION_FAILED_PERMANENT=1 */
 
-	const struct hook_field *fields;  /* post-flash only: names from hooks_post_flash_fields */
+	const struct hook_field *fields;  /* post-flash, bootfs-/rootfs-mounted: names from hooks_post_flash_fields */
 	size_t n_fields;
 };
 

@@ -278,7 +278,7 @@ static void test_bad_calls(void **state)
 
 	c.fields = ok;
 	c.n_fields = 1;
-	assert_int_equal(hooks_run(&c, f->log, &res), -EINVAL); /* fields only for post-flash */
+	assert_int_equal(hooks_run(&c, f->log, &res), -EINVAL); /* fields only for post-flash and *-mounted */
 	c.stage = HOOK_POST_FLASH;
 	c.fields = evil;
 	assert_int_equal(hooks_run(&c, f->log, &res), -EINVAL);
