@@ -328,6 +328,8 @@ static int daemon_command(void *usrptr, const struct ctl_peer *peer, const struc
 		break;
 	case CTL_CMD_RELOAD_CONFIG:
 		r = engine_reload(e, reply, len);
+		if (e->fctx.signer)
+			prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* a key may have been loaded now */
 		snprintf(target, sizeof(target), "%s", e->config_path);
 		snprintf(detail, sizeof(detail), "%s", reply);
 		engine_audit(e, DB_ORIGIN_CONTROL_SOCKET, peer->user, r < 0 ? "config-reload-refused" : "config-reload", target, detail);
