@@ -118,6 +118,9 @@ check "package: nothing under /srv (the station creates it)" bash -c "! grep -q 
 t0=$(now)
 if [ "$root_mode" = 1 ]; then
 	dpkg --purge "$pkg" >/dev/null 2>&1
+	had_cfg=0 had_srv=0
+	[ -e /etc/rpi-sb-provisioner/provisioner.ini ] && had_cfg=1
+	[ -e /srv/rpi-sb-provisioner ] && had_srv=1
 	if dpkg -i "$deb" >"$work/install.log" 2>&1; then
 		installed=1
 		ok "dpkg -i ${deb##*/} ($(secs "$t0" "$(now)") s)"
@@ -136,7 +139,16 @@ if [ "$root_mode" = 1 ] && [ "$installed" = 1 ]; then
 	check "group rpi-sb exists" bash -c "getent group rpi-sb >/dev/null"
 	check "example INI is a conffile" bash -c "dpkg-query -W -f='\${Conffiles}' $pkg | grep -q ' /etc/rpi-sb-provisioner/provisioner.ini.example '"
 	check "service not enabled by the install" bash -c "! ls /etc/systemd/system/*.wants/rpi-sb-provisioner* >/dev/null 2>&1"
-	check "no configuration written by the install" test ! -e /etc/rpi-sb-provisioner/provisioner.ini
+	if [ "$had_cfg" = 0 ]; then
+		check "no configuration written by the install" test ! -e /etc/rpi-sb-provisioner/provisioner.ini
+	else
+		echo "skip no configuration written: this host already had one"
+	fi
+	check "records directory /srv/rpi-sb-provisioner exists for the service" test -d /srv/rpi-sb-provisioner
+	if [ "$had_srv" = 0 ]; then
+		check "records directory is root:rpi-sb 0750" \
+			test "$(stat -c '%U:%G %a' /srv/rpi-sb-provisioner)" = "root:rpi-sb 750"
+	fi
 fi
 
 # ---- the program -------------------------------------------------------------
@@ -211,6 +223,8 @@ if [ "$installed" = 1 ]; then
 		ok "dpkg --purge $pkg"
 		check "purge removed the program" test ! -e /usr/bin/rpi-sb-provisioner
 		check "purge removed the example INI" test ! -e /etc/rpi-sb-provisioner/provisioner.ini.example
+		check "purge kept the records directory" test -d /srv/rpi-sb-provisioner
+		[ "$had_srv" = 0 ] && rmdir /srv/rpi-sb-provisioner 2>/dev/null
 	else
 		bad "dpkg --purge $pkg"
 		cat "$work/purge.log"
