@@ -193,7 +193,12 @@ check "completed example: config check exits 0" test "$rc" = 0
 check "completed example: reported valid" grep -q "provisioner.ini: valid" <<<"$out"
 [ "$rc" = 0 ] || printf '%s\n' "$out" | sed 's/^/     /'
 
-# A hook template runs as installed, with the station's arguments.
+# Every hook template runs as installed (exit 0, says its stage), then
+# post-flash with the station's arguments and manufacturing variables.
+for stage in bootstrap provision-started bootfs-mounted rootfs-mounted post-flash provision-failed; do
+	out=$(env -i PATH=/usr/bin:/bin "$inst/usr/share/rpi-sb-provisioner/hooks/$stage.sh" a b c d 2>&1); rc=$?
+	check "hook template $stage.sh runs (rc $rc)" bash -c '[ "$1" = 0 ] && grep -q "^$2: " <<<"$3"' _ "$rc" "$stage" "$out"
+done
 out=$(env -i PATH=/usr/bin:/bin TARGET_USB_PATH=1-1.2 BOARDNAME="Raspberry Pi 5" ETH_MAC=2c:cf:67:00:00:01 \
 	SECURE=1 OS_IMAGE_SHA256=ab12 "$inst/usr/share/rpi-sb-provisioner/hooks/post-flash.sh" \
 	tcp:127.0.0.1 0123456789abcdef mmcblk0 2>&1); rc=$?
