@@ -68,15 +68,6 @@ static int parse_uint(const char *s, int base, unsigned long max, unsigned long 
 	return 0;
 }
 
-static int attr_uint(const char *root, const char *name, const char *attr, int base,
-		     unsigned long max, unsigned long *out)
-{
-	char buf[32];
-	int r = usb_sysfs_attr(root, name, attr, buf, sizeof(buf));
-
-	return r < 0 ? r : parse_uint(buf, base, max, out);
-}
-
 /* "1.2.3" (sysfs devpath) -> {1,2,3}. */
 static int parse_devpath(const char *s, uint8_t *chain, int max)
 {
@@ -100,24 +91,23 @@ static int parse_devpath(const char *s, uint8_t *chain, int max)
 	}
 }
 
-int usb_sysdev_read(const char *root, const char *name, struct usb_sysdev *out)
+int usb_sysdev_parse(const char *name, const struct usb_sysattrs *a, struct usb_sysdev *out)
 {
 	uint8_t chain[USB_MAX_PORT_DEPTH];
 	unsigned long bus, dev, vid, pid;
-	char devpath[64], manufacturer[128];
-	int n, r;
+	int n;
 
 	/* Root hubs (usb1) and interfaces (1-1:1.0) are not devices on ports. */
 	if (!usb_port_path_valid(name))
 		return -ENOENT;
 	memset(out, 0, sizeof(*out));
-	if ((r = attr_uint(root, name, "busnum", 10, 255, &bus)) < 0 ||
-	    (r = attr_uint(root, name, "devnum", 10, 0xffff, &dev)) < 0 ||
-	    (r = attr_uint(root, name, "idVendor", 16, 0xffff, &vid)) < 0 ||
-	    (r = attr_uint(root, name, "idProduct", 16, 0xffff, &pid)) < 0 ||
-	    (r = usb_sysfs_attr(root, name, "devpath", devpath, sizeof(devpath))) < 0)
-		return r == -EINVAL ? r : -ENOENT;
-	n = parse_devpath(devpath, chain, USB_MAX_PORT_DEPTH);
+	if (!a->busnum || !a->devnum || !a->devpath || !a->idVendor || !a->idProduct)
+		return -ENOENT;
+	if (parse_uint(a->busnum, 10, 255, &bus) < 0 || parse_uint(a->devnum, 10, 0xffff, &dev) < 0 ||
+	    parse_uint(a->idVendor, 16, 0xffff, &vid) < 0 ||
+	    parse_uint(a->idProduct, 16, 0xffff, &pid) < 0)
+		return -EINVAL;
+	n = parse_devpath(a->devpath, chain, USB_MAX_PORT_DEPTH);
 	if (n < 0)
 		return -EINVAL;
 	/* One format for port paths everywhere: rebuild it and insist it is the
@@ -129,12 +119,32 @@ int usb_sysdev_read(const char *root, const char *name, struct usb_sysdev *out)
 	out->devnum = (unsigned)dev;
 	out->vid = (uint16_t)vid;
 	out->pid = (uint16_t)pid;
-	if (usb_sysfs_attr(root, name, "manufacturer", manufacturer, sizeof(manufacturer)) < 0)
-		manufacturer[0] = '\0';
-	if (usb_sysfs_attr(root, name, "serial", out->serial, sizeof(out->serial)) < 0)
-		out->serial[0] = '\0';
-	out->role = usb_classify(out->vid, out->pid, manufacturer);
+	/* The serial string comes from the device: only a plain one is passed on. */
+	if (a->serial && usb_serial_plain(a->serial) && strlen(a->serial) < sizeof(out->serial))
+		strcpy(out->serial, a->serial);
+	out->role = usb_classify(out->vid, out->pid, a->manufacturer);
 	return 0;
+}
+
+int usb_sysdev_read(const char *root, const char *name, struct usb_sysdev *out)
+{
+	static const char *const names[] = { "busnum", "devnum", "devpath", "idVendor", "idProduct",
+					     "manufacturer", "serial" };
+	char vals[7][128];
+	const char *v[7];
+	int r;
+
+	if (!usb_port_path_valid(name))
+		return -ENOENT;
+	for (size_t i = 0; i < 7; i++) {
+		r = usb_sysfs_attr(root, name, names[i], vals[i], sizeof(vals[i]));
+		v[i] = r == 0 ? vals[i] : NULL;
+		if (r == -EINVAL)
+			return r;
+	}
+	return usb_sysdev_parse(name, &(struct usb_sysattrs){
+		.busnum = v[0], .devnum = v[1], .devpath = v[2], .idVendor = v[3],
+		.idProduct = v[4], .manufacturer = v[5], .serial = v[6] }, out);
 }
 
 static int by_port(const void *a, const void *b)

@@ -53,6 +53,15 @@ struct usb_sysdev {
  * 0, -ENOENT (not a device: root hub, interface, gone), -EINVAL (malformed). */
 int usb_sysdev_read(const char *sysfs_root, const char *name, struct usb_sysdev *out);
 
+/* The attribute texts of one device directory (NULL: absent). */
+struct usb_sysattrs {
+	const char *busnum, *devnum, *devpath, *idVendor, *idProduct, *manufacturer, *serial;
+};
+/* The parsing half of usb_sysdev_read (fuzzed): the directory name must be
+ * the path that busnum + devpath format to; numbers must be whole; a serial
+ * that is not plain (usb_serial_plain) is dropped. 0, -ENOENT, -EINVAL. */
+int usb_sysdev_parse(const char *name, const struct usb_sysattrs *a, struct usb_sysdev *out);
+
 /* The Raspberry Pi devices present now (role != USB_ROLE_OTHER), sorted by
  * port. *out is malloc'd (NULL when none). 0 or -errno. */
 int usb_sysdev_list(const char *sysfs_root, struct usb_sysdev **out, size_t *n);

@@ -149,6 +149,20 @@ int usb_pick_endpoints(const struct usb_if_info *ifs, size_t nifs, struct usb_ep
 	return 0;
 }
 
+bool usb_serial_plain(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		char c = s[n];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      c == '-' || c == '_' || c == '.'))
+			return false;
+	}
+	return n > 0 && n < 64;
+}
+
 int usb_sysfs_attr(const char *sysfs_root, const char *port, const char *attr,
 		   char *buf, size_t len)
 {
@@ -399,17 +413,19 @@ static void read_serial(struct usb_priv *p, uint8_t index)
 
 	/* The kernel read the string at enumeration: no transfer needed. */
 	if (usb_sysfs_attr(USB_SYSFS_ROOT, p->t.port_path, "serial", p->t.serial,
-			   sizeof(p->t.serial)) == 0 || index == 0) {
-		return;
+			   sizeof(p->t.serial)) < 0 && index != 0) {
+		r = libusb_get_string_descriptor_ascii(p->h, index, buf, (int)sizeof(buf));
+		if (r < 0) {
+			usb_log("usb %s: reading the serial string (index %u): %s", p->t.port_path,
+				index, libusb_error_name(r));
+			r = 0;
+		}
+		snprintf(p->t.serial, sizeof(p->t.serial), "%.*s", r, (const char *)buf);
 	}
-	r = libusb_get_string_descriptor_ascii(p->h, index, buf, (int)sizeof(buf));
-	if (r < 0) {
-		usb_log("usb %s: reading the serial string (index %u): %s", p->t.port_path, index,
-			libusb_error_name(r));
+	if (p->t.serial[0] && !usb_serial_plain(p->t.serial)) {
+		usb_log("usb %s: ignoring a serial string with unexpected characters", p->t.port_path);
 		p->t.serial[0] = '\0';
-		return;
 	}
-	snprintf(p->t.serial, sizeof(p->t.serial), "%.*s", r, (const char *)buf);
 }
 
 static const char *open_advice(int err)

@@ -96,6 +96,10 @@ struct usb_ep_pick {
  * interface as 1). 0, or -ENOENT when no interface has a bulk OUT. */
 int usb_pick_endpoints(const struct usb_if_info *ifs, size_t nifs, struct usb_ep_pick *out);
 
+/* True for a serial string the station may show and compare: 1-63 letters,
+ * digits, '-', '_' or '.'. The string comes from the device. */
+bool usb_serial_plain(const char *s);
+
 /* Read one sysfs attribute of the device on @port, trailing newline removed.
  * 0, -EINVAL for a malformed port, -ENOSPC when it does not fit, or -errno
  * of open/read (-ENOENT: no such device or attribute). */

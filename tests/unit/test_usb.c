@@ -238,6 +238,26 @@ static void test_sysfs_attr(void **state)
 	rmdev("1-1");
 }
 
+static void test_serial_plain(void **state)
+{
+	char longest[64], too_long[65];
+
+	assert_true(usb_serial_plain("c85be8ea"));
+	assert_true(usb_serial_plain("c561b701c85be8ea"));
+	assert_true(usb_serial_plain("SN-12_3.4"));
+	assert_false(usb_serial_plain(""));
+	assert_false(usb_serial_plain("../x"));
+	assert_false(usb_serial_plain("a b"));
+	assert_false(usb_serial_plain("ab\n"));
+	assert_false(usb_serial_plain("\xc3\xa9"));
+	memset(longest, 'a', 63);
+	longest[63] = '\0';
+	assert_true(usb_serial_plain(longest));
+	memset(too_long, 'a', 64);
+	too_long[64] = '\0';
+	assert_false(usb_serial_plain(too_long));
+}
+
 static void test_sysfs_list(void **state)
 {
 	struct usb_sysdev *list, one;
@@ -255,9 +275,10 @@ static void test_sysfs_list(void **state)
 	mkdev("1-1.3", 1, 6, "1.3", "18d1", "4e40", "Google", "HT7A1");          /* a phone */
 	mkdev("2-1", 2, 3, "1", "0a5c", "2711", NULL, NULL);                     /* no strings */
 	mkdev("1-4", 1, 7, "5", "0a5c", "2764", NULL, NULL);                     /* path mismatch */
+	mkdev("3-2", 3, 4, "2", "0a5c", "2764", NULL, "../../etc/x");            /* odd serial */
 
 	assert_int_equal(usb_sysdev_list(root, &list, &n), 0);
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4);
 	/* Two-digit ports keep their separator: 1-1.12 is never "1112". */
 	assert_string_equal(list[0].port, "1-1.12");
 	assert_int_equal(list[0].role, USB_ROLE_GADGET);
@@ -270,6 +291,9 @@ static void test_sysfs_list(void **state)
 	assert_string_equal(list[2].port, "2-1");
 	assert_int_equal(list[2].busnum, 2);
 	assert_string_equal(list[2].serial, "");
+	/* A serial string with path or control characters is dropped, the board kept. */
+	assert_string_equal(list[3].port, "3-2");
+	assert_string_equal(list[3].serial, "");
 	free(list);
 
 	assert_int_equal(usb_sysdev_read(root, "1-1.3", &one), 0);
@@ -290,6 +314,7 @@ static void test_sysfs_list(void **state)
 	rmdev("1-1.3");
 	rmdev("2-1");
 	rmdev("1-4");
+	rmdev("3-2");
 	assert_int_equal(usb_sysdev_list(root, &list, &n), 0);
 	assert_int_equal(n, 0);
 	assert_null(list);
@@ -459,6 +484,7 @@ int main(void)
 		cmocka_unit_test(test_chunk_plan),
 		cmocka_unit_test(test_endpoints_from_descriptors),
 		cmocka_unit_test(test_sysfs_attr),
+		cmocka_unit_test(test_serial_plain),
 		cmocka_unit_test(test_sysfs_list),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_watch),
