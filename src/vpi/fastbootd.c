@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -94,6 +95,8 @@ struct session {
 	uint8_t *buf;               /* download buffer */
 	size_t len;                 /* bytes staged (0 = empty) */
 	size_t cap;                 /* bytes allocated */
+	bool buf_mapped;            /* buf is a file mapping (download), not malloc'd */
+	size_t buf_dropped;         /* bytes of buf already given back (page aligned) */
 	struct bmap_range *bmap;
 	uint32_t bmap_n, bmap_block;
 	char bmap_disk[32];
@@ -886,6 +889,57 @@ static int parse_size(struct session *ss, struct args *a, uint32_t *size)
 	return 0;
 }
 
+/* The download buffer is as large as the download (up to 256 MiB), as on
+ * the real gadget. Here it is a shared mapping of an unlinked file in the
+ * board's state dir, whose pages are given back to the page cache as soon as
+ * they have been received or consumed (buf_drop): the process that hosts
+ * the virtual Pi (simulate) keeps a flat resident size whatever the image
+ * size, so its memory figures show the station's own. */
+static void buf_release(struct session *ss)
+{
+	if (ss->buf_mapped)
+		munmap(ss->buf, ss->cap);
+	else
+		free(ss->buf);
+	ss->buf = NULL;
+	ss->cap = ss->len = 0;
+	ss->buf_mapped = false;
+}
+
+static int buf_map(struct session *ss, size_t size)
+{
+	const char *dir = vpi_board_state_dir(ss->b);
+	void *p = MAP_FAILED;
+	int fd = open(dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd >= 0 && ftruncate(fd, (off_t)size) == 0)
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (fd >= 0)
+		close(fd);
+	if (p == MAP_FAILED) {
+		ss->buf = malloc(size);   /* no file: plain memory, as before */
+		ss->buf_mapped = false;
+	} else {
+		ss->buf = p;
+		ss->buf_mapped = true;
+	}
+	if (!ss->buf)
+		return -ENOMEM;
+	ss->cap = size;
+	return 0;
+}
+
+/* Give back the whole pages of buf below @upto (received or consumed). */
+static void buf_drop(struct session *ss, size_t upto)
+{
+	size_t step = 1u << 20, end = upto / step * step;
+
+	if (!ss->buf_mapped || end <= ss->buf_dropped)
+		return;
+	madvise(ss->buf + ss->buf_dropped, end - ss->buf_dropped, MADV_DONTNEED);
+	ss->buf_dropped = end;
+}
+
 static int cmd_download(struct session *ss, struct args *a)
 {
 	uint32_t size;
@@ -898,13 +952,11 @@ static int cmd_download(struct session *ss, struct args *a)
 	 * (a 256 MiB buffer is not faulted in again for every sparse piece). */
 	ss->len = 0;
 	if (ss->cap < size) {
-		free(ss->buf);
-		ss->cap = 0;
-		ss->buf = malloc(size);
-		if (!ss->buf)
+		buf_release(ss);
+		if (buf_map(ss, size))
 			return FAIL(ss, "Couldn't download data");
-		ss->cap = size;
 	}
+	ss->buf_dropped = 0;
 	rc = vpi_board_phase_enter(ss->b, "download");
 	if (rc)
 		return rc;
@@ -920,6 +972,7 @@ static int cmd_download(struct session *ss, struct args *a)
 		}
 		link_pace(ss, (size_t)n);
 		got += (size_t)n;
+		buf_drop(ss, got);
 		rc = vpi_board_phase_bytes(ss->b, (uint64_t)n);
 		if (rc) {
 			ss->len = 0;
@@ -927,6 +980,7 @@ static int cmd_download(struct session *ss, struct args *a)
 		}
 	}
 	ss->len = size;
+	ss->buf_dropped = 0;
 	return OKAY(ss, "%s", "");
 }
 
@@ -969,6 +1023,7 @@ static int flash_op(void *usrptr, const struct vpi_sparse_op *op)
 			rc = node_write(fc->ss->st, fc->n, op->offset + done, op->data + done, n);
 			if (!rc)
 				rc = vpi_board_phase_bytes(fc->ss->b, n);
+			buf_drop(fc->ss, (size_t)(op->data + done + n - fc->ss->buf));
 		}
 	} else if (op->type == VPI_SPARSE_FILL) {
 		rc = node_fill(fc->ss->st, fc->n, op->offset, op->len, op->fill);
@@ -1018,6 +1073,7 @@ static int cmd_flash(struct session *ss, struct args *a)
 			rc = node_write(ss->st, &n, done, buf + done, k);
 			if (!rc)
 				rc = vpi_board_phase_bytes(ss->b, k);
+			buf_drop(ss, done + k);
 			if (rc)
 				break;
 		}
@@ -1444,7 +1500,7 @@ static int oem_upload_file(struct session *ss, struct args *a)
 		return FAIL(ss, "Error opening file, ERRNO: %d", EIO);
 	}
 	close(fd);
-	free(ss->buf);
+	buf_release(ss);
 	ss->buf = buf;
 	ss->len = ss->cap = (size_t)stt.st_size;
 	return OKAY(ss, "Write Successful!");
@@ -1567,7 +1623,7 @@ static int oem_eeprom(struct session *ss, struct args *a, const char *verb)
 			return FAIL(ss, "eeprom-read: %s", strerror(-rc));
 		mbedtls_sha256_ret(img, len, d, 0);
 		hex(h, d, 32);
-		free(ss->buf);
+		buf_release(ss);
 		ss->buf = img;
 		ss->len = ss->cap = len;
 		rc = INFO(ss, "eeprom-read: sha256=%s", h);
@@ -1796,7 +1852,7 @@ int vpi_fastbootd_serve_mode(struct vpi_board *b, const struct vpi_fb_channel *c
 		if (rc)
 			break;
 	}
-	free(ss.buf);
+	buf_release(&ss);
 	free(ss.bmap);
 	return rc;
 }
