@@ -19,7 +19,7 @@
 set -eu
 
 serial=${2:-}
-echo "post-flash: ${BOARDNAME:-board} $serial on port ${TARGET_USB_PATH:-?}:" \
+echo "post-flash: board $serial (${BOARDNAME:-?}) on port ${TARGET_USB_PATH:-?}:" \
 	"eth ${ETH_MAC:-?}, secure ${SECURE:-?}, image sha256 ${OS_IMAGE_SHA256:-?}"
 
 # Example: print a label with the serial and the Ethernet MAC.

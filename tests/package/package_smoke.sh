@@ -202,8 +202,8 @@ done
 out=$(env -i PATH=/usr/bin:/bin TARGET_USB_PATH=1-1.2 BOARDNAME="Raspberry Pi 5" ETH_MAC=2c:cf:67:00:00:01 \
 	SECURE=1 OS_IMAGE_SHA256=ab12 "$inst/usr/share/rpi-sb-provisioner/hooks/post-flash.sh" \
 	tcp:127.0.0.1 0123456789abcdef mmcblk0 2>&1); rc=$?
-check "hook template post-flash.sh runs (rc $rc)" test "$rc" = 0
-check "hook template post-flash.sh reports the board" grep -q "Raspberry Pi 5 0123456789abcdef on port 1-1.2" <<<"$out"
+check "hook template post-flash.sh with the station's arguments (rc $rc)" test "$rc" = 0
+check "hook template post-flash.sh reports the board" grep -q "board 0123456789abcdef (Raspberry Pi 5) on port 1-1.2" <<<"$out"
 
 # A rehearsal on virtual boards with the installed program and scripts (the
 # guide's section 2). It needs Raspberry Pi's firmware files, which the
@@ -217,6 +217,16 @@ if [ -r "$fw/pieeprom-2026-08-12.bin" ]; then
 	check "installed simulate: both passed the virtual first boot" \
 		grep -q "2 of 2 boards provisioned and passed the virtual first boot" <<<"$out"
 	[ "$rc" = 0 ] || printf '%s\n' "$out" | tail -20 | sed 's/^/     /'
+	# The guide's jig hook: the installed template, called by the station
+	# (the boards, now secured, are reprovisioned).
+	sim="$work/rehearsal/srv/rpi-sb-provisioner/simulate"
+	install -m 0755 "$inst/usr/share/rpi-sb-provisioner/hooks/post-flash.sh" \
+		"$sim/scripts/sb-provisioner-post-flash.sh"
+	out=$(RPI_SB_VPI_FIRMWARE="$fw" RPI_SB_SCRIPTS_DIR="$inst/usr/share/rpi-sb-provisioner/scripts" "$prog" \
+		--root "$work/rehearsal" simulate --devices pi5:1 --until-done 2>&1); rc=$?
+	check "installed simulate again with the post-flash template (rc $rc)" test "$rc" = 0
+	check "the station ran the post-flash template with the board's fields" bash -c \
+		"grep -hq 'hook sb-provisioner-post-flash.sh: post-flash: board [0-9a-f]\{16\} (5) on port 9-1: eth [0-9a-f:]\{17\}, secure 1' '$sim'/log/*/provisioner.log"
 else
 	echo "skip installed simulate: no Raspberry Pi firmware fixtures at $fw"
 fi
