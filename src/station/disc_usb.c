@@ -24,7 +24,7 @@
 
 #define UDEV_CONTROL "/run/udev/control"
 #define USB_MAX_PORT_DEPTH 7
-#define OPEN_EACCES_WAIT_MS 1000   /* udevd may still be applying the rules */
+#define OPEN_EACCES_WAIT_MS DISC_USB_UDEV_GRACE_MS /* udevd may still be applying the rules */
 
 struct disc_usb {
 	char *sysroot;

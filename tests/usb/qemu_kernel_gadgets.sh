@@ -13,7 +13,9 @@
 #     detached by libusb for the claim);
 #   - discovery + station: a re-enumeration on the same port is one job;
 #     a udevd that stopped sending events is detected and replaced by polling
-#     (said once); without udevd the poll fallback is announced once.
+#     (said once); without udevd the poll fallback is announced once;
+#   - bulk throughput through a FunctionFS sink (tests/usb/ffs_sink): 32 MiB
+#     each way, every byte counted by the device; the figures are printed.
 # The guest writes "HARNESS_RESULT rc=N" on its second serial port.
 # Skips (77) when qemu-system-x86_64, busybox-static, systemd-udevd or the
 # kernel image package are not available. RPI_SB_QEMU_KERNEL=DIR reuses an
@@ -30,7 +32,9 @@ for tool in qemu-system-x86_64 depmod modprobe cpio gzip; do
 done
 [ -x /bin/busybox ] && /bin/busybox --list | grep -qx modprobe || skip "busybox-static not installed"
 [ -x "$udevd" ] || skip "udev (systemd-udevd) not installed"
-[ -x "$probe" ] || { echo "FAIL: $probe not built"; exit 1; }
+for b in "$probe" "$top_builddir/tests/usb/ffs_sink"; do
+	[ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
+done
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/rpisb-qemu-usb.XXXXXX")
 trap 'rm -rf "$W"' EXIT
@@ -53,7 +57,7 @@ mkdir -p "$R"/{bin,etc/udev/rules.d,proc,sys,dev,run,tmp,lib/systemd,lib/modules
 cp /bin/busybox "$R/bin/busybox"
 for a in $(/bin/busybox --list); do [ -e "$R/bin/$a" ] || ln -s busybox "$R/bin/$a"; done
 [ -e "$K/lib/modules/$kver/modules.dep" ] || depmod -b "$K" "$kver"
-for m in dummy_hcd libcomposite usb_f_acm usb_f_mass_storage cdc-acm usb-storage; do
+for m in dummy_hcd libcomposite usb_f_fs usb_f_acm usb_f_mass_storage cdc-acm usb-storage; do
 	modprobe -d "$K" -S "$kver" --show-depends "$m" | awk '/^insmod/{print $2}'
 done | sort -u | while read -r ko; do
 	rel=${ko#"$K"/}; mkdir -p "$R/$(dirname "$rel")"; cp "$ko" "$R/$rel"
@@ -61,7 +65,7 @@ done
 cp "$K/lib/modules/$kver"/modules.{order,builtin,builtin.modinfo} "$R/lib/modules/$kver/"
 depmod -b "$R" "$kver"
 cp "$udevd" "$R/lib/systemd/" && ln -s ../lib/systemd/systemd-udevd "$R/bin/udevadm"
-cp "$probe" "$R/bin/"
+cp "$probe" "$top_builddir/tests/usb/ffs_sink" "$R/bin/"
 for b in "$udevd" "$probe"; do
 	ldd "$b" | grep -o '/[^ ]*' | while read -r lib; do cp -L --parents "$lib" "$R/"; done
 done
@@ -78,8 +82,8 @@ exec 2>&1
 echo "guest: /init at uptime $(cut -d' ' -f1 /proc/uptime) s"
 fail=0
 check() { if eval "$2"; then echo "ok: $1"; else echo "FAIL: $1"; fail=$((fail+1)); fi; }
-waitfor() { i=0; while [ $i -lt 200 ]; do grep -q "$2" "$1" && return 0; sleep 0.1; i=$((i+1)); done; return 1; }
-modprobe dummy_hcd num=2; modprobe libcomposite; modprobe usb_f_acm; modprobe usb_f_mass_storage
+waitfor() { i=0; while [ $i -lt 200 ]; do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; i=$((i+1)); done; return 1; }
+modprobe dummy_hcd num=3; modprobe libcomposite; modprobe usb_f_acm; modprobe usb_f_mass_storage; modprobe usb_f_fs
 modprobe cdc-acm; modprobe usb-storage
 mount -t configfs configfs /sys/kernel/config
 /lib/systemd/systemd-udevd --daemon; udevadm settle -t 5
@@ -162,7 +166,17 @@ reenum g2 dummy_udc.1 0x0a5c 0x2711 Broadcom 0badf00d
 wait $wpid; cat /tmp/w3
 check "poll fallback said once" "[ \$(grep -c 'udevd is not running' /tmp/w3) = 1 ]"
 check "arrival on 2-1 seen by polling" "grep -q '^2-1 opened bootrom 0a5c:2711' /tmp/w3"
-check "no ASan/UBSan report" "! grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error' /tmp/w1 /tmp/w2 /tmp/w3 /tmp/open.log /tmp/bulkin.log"
+echo "--- bulk throughput: FunctionFS sink on 3-1 (the kernel renumbers its endpoints)"
+g=$G/g3; mkdir $g; echo 0x0a5c >$g/idVendor; echo 0x2712 >$g/idProduct; mkdir $g/strings/0x409
+echo Broadcom >$g/strings/0x409/manufacturer; mkdir $g/configs/c.1 $g/functions/ffs.sink
+ln -s $g/functions/ffs.sink $g/configs/c.1/; mkdir /dev/ffs-sink; mount -t functionfs sink /dev/ffs-sink
+ffs_sink /dev/ffs-sink >/tmp/sink 2>&1 &
+waitfor /tmp/sink ready; echo dummy_udc.2 >$g/UDC; sleep 1; udevadm settle -t 5 2>/dev/null
+usb_probe bulk 3-1 33554432 33554432 | tee /tmp/tp
+echo "" >$g/UDC; waitfor /tmp/sink received; cat /tmp/sink
+check "32 MiB out and in through endpoints 0x02/0x81" "grep -q 'ep_out 0x02 ep_in 0x81' /tmp/tp && grep -q 'bulk IN 33554432 of 33554432' /tmp/tp"
+check "the device got every byte" "grep -q 'received 33554432 bytes' /tmp/sink"
+check "no ASan/UBSan report" "! grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error' /tmp/w1 /tmp/w2 /tmp/w3 /tmp/open.log /tmp/bulkin.log /tmp/tp"
 echo "guest: done at uptime $(cut -d' ' -f1 /proc/uptime) s"
 echo "HARNESS_RESULT rc=$fail" | tee /dev/ttyS1
 poweroff -f

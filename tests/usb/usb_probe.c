@@ -2,7 +2,8 @@
  *
  *   usb_probe list                     Raspberry Pi devices present now (sysfs)
  *   usb_probe open PORT                open with the libusb transport, print what it found
- *   usb_probe bulk PORT OUT IN         send OUT bytes, then read up to IN bytes; print MB/s
+ *   usb_probe bulk PORT OUT IN [CALL] send OUT bytes, then read IN bytes, in transport
+ *                                      calls of at most CALL bytes; print MB/s
  *   usb_probe watch SECONDS [--poll]   discovery + a station: each board is opened
  *                                      once per arrival; prints the event stream
  *
@@ -60,18 +61,22 @@ static int cmd_list(void)
 static int cmd_open(const char *port)
 {
 	struct transport *t;
+	double t0 = now_s(), t1;
 	int r = usb_transport_open(port, &t);
 
 	if (r < 0) {
 		fprintf(stderr, "usb_probe: opening %s: %s\n", port, strerror(-r));
 		return 1;
 	}
+	t1 = now_s();
 	print_transport(t);
 	transport_close(t);
+	printf("open %.1f ms, close %.1f ms\n", (t1 - t0) * 1e3, (now_s() - t1) * 1e3);
 	return 0;
 }
 
-static int cmd_bulk(const char *port, size_t out_len, size_t in_len)
+/* Bulk OUT then IN, in calls of at most @call bytes each (0: one call). */
+static int cmd_bulk(const char *port, size_t out_len, size_t in_len, size_t call)
 {
 	struct transport *t;
 	uint8_t *buf;
@@ -90,26 +95,34 @@ static int cmd_bulk(const char *port, size_t out_len, size_t in_len)
 		return 1;
 	}
 	print_transport(t);
+	if (call == 0)
+		call = out_len > in_len ? out_len : in_len;
 	t0 = now_s();
-	r = transport_bulk_out(t, buf, out_len, 10000);
-	if (r < 0 || (size_t)r != out_len) {
-		fprintf(stderr, "usb_probe: bulk OUT %zu bytes: %s\n", out_len, r < 0 ? strerror(-r) : "short");
-		goto out;
+	for (size_t done = 0; done < out_len; done += (size_t)r) {
+		size_t n = out_len - done < call ? out_len - done : call;
+
+		r = transport_bulk_out(t, buf + done, n, 10000);
+		if (r < 0 || (size_t)r != n) {
+			fprintf(stderr, "usb_probe: bulk OUT %zu bytes at %zu: %s\n", n, done,
+				r < 0 ? strerror(-r) : "short");
+			goto out;
+		}
 	}
-	printf("bulk OUT %zu bytes in %.3f s (%.1f MB/s)\n", out_len, now_s() - t0,
-	       (double)out_len / 1e6 / (now_s() - t0));
+	if (out_len)
+		printf("bulk OUT %zu bytes in %.3f s (%.1f MB/s, calls of %zu)\n", out_len, now_s() - t0,
+		       (double)out_len / 1e6 / (now_s() - t0), call);
 	if (in_len) {
 		size_t got = 0;
 
 		t0 = now_s();
 		while (got < in_len) {
-			r = transport_bulk_in(t, buf + got, in_len - got, 10000);
+			r = transport_bulk_in(t, buf + got, in_len - got < call ? in_len - got : call, 10000);
 			if (r <= 0)
 				break;
 			got += (size_t)r;
 		}
-		printf("bulk IN %zu of %zu bytes in %.3f s (%s)\n", got, in_len, now_s() - t0,
-		       r < 0 ? strerror(-r) : "ok");
+		printf("bulk IN %zu of %zu bytes in %.3f s (%.1f MB/s, %s)\n", got, in_len, now_s() - t0,
+		       (double)got / 1e6 / (now_s() - t0), r < 0 ? strerror(-r) : "ok");
 		if (got != in_len)
 			goto out;
 	}
@@ -217,7 +230,7 @@ out:
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: usb_probe list | open PORT | bulk PORT OUT_BYTES IN_BYTES | "
+	fprintf(stderr, "usage: usb_probe list | open PORT | bulk PORT OUT_BYTES IN_BYTES [CALL_BYTES] | "
 			"watch SECONDS [--poll]\n");
 	return 2;
 }
@@ -229,8 +242,9 @@ int main(int argc, char **argv)
 		return cmd_list();
 	if (argc == 3 && strcmp(argv[1], "open") == 0)
 		return cmd_open(argv[2]);
-	if (argc == 5 && strcmp(argv[1], "bulk") == 0)
-		return cmd_bulk(argv[2], strtoul(argv[3], NULL, 0), strtoul(argv[4], NULL, 0));
+	if ((argc == 5 || argc == 6) && strcmp(argv[1], "bulk") == 0)
+		return cmd_bulk(argv[2], strtoul(argv[3], NULL, 0), strtoul(argv[4], NULL, 0),
+				argc == 6 ? strtoul(argv[5], NULL, 0) : 0);
 	if ((argc == 3 || (argc == 4 && strcmp(argv[3], "--poll") == 0)) &&
 	    strcmp(argv[1], "watch") == 0)
 		return cmd_watch((unsigned)strtoul(argv[2], NULL, 0), argc == 4);
