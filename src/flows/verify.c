@@ -14,7 +14,9 @@
 #include <mbedtls/sha256.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sparse/sparse.h>
@@ -48,6 +50,11 @@ static void put32(uint8_t *p, uint32_t v)
 	p[1] = (uint8_t)(v >> 8);
 	p[2] = (uint8_t)(v >> 16);
 	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static int add_range(struct bmap_build *b, uint64_t first, uint64_t last, const uint8_t sha[32])
@@ -202,4 +209,52 @@ out:
 	sparse_file_destroy(s);
 	close(fd);
 	return r;
+}
+
+/* The bmap of a sparse image is a function of its bytes: kept beside it as
+ * <simg>.bmap (written once, atomically), so a cached artefact is hashed
+ * once, not once per board. Checked on reading: magic, block size and a
+ * length that matches its range count; the image must not be newer. */
+int verify_bmap_cached(const char *simg_path, uint8_t **out, size_t *out_len, uint32_t *ranges,
+		       bool *hit)
+{
+	char path[4096], tmp[4096 + 16];
+	struct stat si, sb;
+	uint8_t *buf = NULL;
+	int fd, r;
+
+	*hit = false;
+	if ((size_t)snprintf(path, sizeof(path), "%s.bmap", simg_path) >= sizeof(path))
+		return verify_bmap_from_sparse(simg_path, out, out_len, ranges);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && fstat(fd, &sb) == 0 && stat(simg_path, &si) == 0 &&
+	    sb.st_mtime >= si.st_mtime && sb.st_size >= 16 && sb.st_size <= (64 << 20) &&
+	    (buf = malloc((size_t)sb.st_size)) &&
+	    read(fd, buf, (size_t)sb.st_size) == sb.st_size &&
+	    get32(buf) == BMAP_MAGIC && get32(buf + 4) &&
+	    16 + 40 * (uint64_t)get32(buf + 8) == (uint64_t)sb.st_size) {
+		close(fd);
+		*out = buf;
+		*out_len = (size_t)sb.st_size;
+		if (ranges)
+			*ranges = get32(buf + 8);
+		*hit = true;
+		return 0;
+	}
+	free(buf);
+	if (fd >= 0)
+		close(fd);
+	r = verify_bmap_from_sparse(simg_path, out, out_len, ranges);
+	if (r < 0)
+		return r;
+	/* Best effort: a read-only cache only costs the hashing next time. */
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	fd = mkstemp(tmp);
+	if (fd >= 0) {
+		bool ok = write(fd, *out, *out_len) == (ssize_t)*out_len && fchmod(fd, 0644) == 0;
+
+		if (close(fd) != 0 || !ok || rename(tmp, path) != 0)
+			unlink(tmp);
+	}
+	return 0;
 }

@@ -1779,11 +1779,16 @@ int image_pipeline_build(const struct pipeline_inputs *in, struct pipeline_outpu
 			cache_key_add_str(&k, "module", in->modules[i]);
 	}
 	if (in->initramfs) {
-		rc = cache_key_add_file(&k, "initramfs", in->initramfs, err);
+		/* by its remembered hash: not read again for every board */
+		char ihex[CACHE_KEY_HEX];
+		bool memo;
+
+		rc = cache_file_sha256(in->cache_dir, in->initramfs, ihex, &memo, err);
 		if (rc) {
 			cache_key_final(&k, key);
 			goto out;
 		}
+		cache_key_add_str(&k, "initramfs", ihex);
 	}
 	cache_key_final(&k, key);
 	rc = cache_get(in->cache_dir, key, build_boot, &c, &out->boot_entry, &out->boot_hit, err);

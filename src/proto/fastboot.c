@@ -204,6 +204,33 @@ static void strip_tail(char *s)
 		s[--n] = '\0';
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* transport_bulk_out / _in, timed into fb->out_ns / fb->wait_ns. */
+static int timed_out(struct fb *fb, const void *buf, size_t len, unsigned timeout_ms)
+{
+	uint64_t t0 = mono_ns();
+	int r = transport_bulk_out(fb->t, buf, len, timeout_ms);
+
+	fb->out_ns += mono_ns() - t0;
+	return r;
+}
+
+static int timed_in(struct fb *fb, void *buf, size_t len, unsigned timeout_ms)
+{
+	uint64_t t0 = mono_ns();
+	int r = transport_bulk_in(fb->t, buf, len, timeout_ms);
+
+	fb->wait_ns += mono_ns() - t0;
+	return r;
+}
+
 static int send_command(struct fb *fb, const char *cmd)
 {
 	size_t n = strlen(cmd);
@@ -214,7 +241,7 @@ static int send_command(struct fb *fb, const char *cmd)
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)cmd[i] < 0x20 || cmd[i] == 0x7f)
 			return seterr(fb, -EINVAL, cmd, "command contains a control character (refused before sending)");
-	r = transport_bulk_out(fb->t, cmd, n, fb->o.cmd_timeout_ms);
+	r = timed_out(fb, cmd, n, fb->o.cmd_timeout_ms);
 	if (r >= 0 && (size_t)r != n)
 		r = -EIO;
 	if (r < 0)
@@ -232,7 +259,7 @@ static int read_response(struct fb *fb, const char *cmd, unsigned timeout_ms, ch
 	for (;;) {
 		enum fb_status st;
 		uint64_t dsz = 0;
-		int r = transport_bulk_in(fb->t, buf, sizeof(buf), timeout_ms);
+		int r = timed_in(fb, buf, sizeof(buf), timeout_ms);
 
 		if (r < 0)
 			return transport_err(fb, r, cmd, "waiting for the response");
@@ -394,7 +421,7 @@ static int dl_flush(struct fb *fb)
 
 	if (fb->dl_fill == 0)
 		return 0;
-	r = transport_bulk_out(fb->t, fb->dl_buf, fb->dl_fill, fb->o.data_timeout_ms);
+	r = timed_out(fb, fb->dl_buf, fb->dl_fill, fb->o.data_timeout_ms);
 	if (r >= 0 && (size_t)r != fb->dl_fill)
 		r = -EIO;
 	if (r < 0) {

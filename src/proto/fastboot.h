@@ -65,6 +65,11 @@ struct fb {
 	size_t dl_fill;
 	uint64_t dl_total, dl_sent;
 	bool dl_active;
+	/* Where the time goes (monotonic ns, since fb_init): inside transport
+	 * sends (commands and data: the link) and waiting for the device's
+	 * answers (the board working). The rest of a caller's wall time is
+	 * its own. */
+	uint64_t out_ns, wait_ns;
 };
 
 /* o may be NULL (defaults; packet_size from the transport kind). */

@@ -60,7 +60,7 @@ for serial, port, b, tr, p, v, res in db.execute(
         m = re.search(r'\] flash .* \(([0-9]+) bytes sparse\)', line)
         if m:
             flash += int(m.group(1))
-        m = re.search(r'\] verify .*\(([0-9]+) bytes of bmap\)', line)
+        m = re.search(r'\] verify .*\(([0-9]+) bytes of bmap[^)]*\)', line)
         if m:
             bmap += int(m.group(1))
     sent = boot + flash + bmap
