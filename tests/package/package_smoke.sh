@@ -51,7 +51,7 @@ t_start=$(now)
 # ---- a clean copy of the tree ---------------------------------------------
 src="$work/src"
 mkdir -p "$src"
-if ! git -C "$top" checkout-index -a --prefix="$src/"; then
+if ! git -c safe.directory="$top" -C "$top" checkout-index -a --prefix="$src/"; then
 	bad "copy the tracked files of $top"
 	exit 1
 fi
