@@ -75,18 +75,24 @@ static int cmd_open(const char *port)
 	return 0;
 }
 
-/* Bulk OUT then IN, in calls of at most @call bytes each (0: one call). */
+#define BULK_BUF_MAX (4u << 20)
+
+/* Bulk OUT then IN, in transport calls of at most @call bytes each (0: the
+ * whole length, up to 4 MiB a call). */
 static int cmd_bulk(const char *port, size_t out_len, size_t in_len, size_t call)
 {
+	size_t done, most = out_len > in_len ? out_len : in_len;
 	struct transport *t;
 	uint8_t *buf;
 	double t0;
-	int r, rc = 1;
+	int r = 0, rc = 1;
 
-	buf = malloc(out_len > in_len ? out_len + 1 : in_len + 1);
+	if (call == 0 || call > BULK_BUF_MAX)
+		call = most < BULK_BUF_MAX ? most : BULK_BUF_MAX;
+	buf = malloc(call ? call : 1);
 	if (!buf)
 		return 1;
-	for (size_t i = 0; i < out_len; i++)
+	for (size_t i = 0; i < call; i++)
 		buf[i] = (uint8_t)(i * 7 + 3);
 	r = usb_transport_open(port, &t);
 	if (r < 0) {
@@ -95,38 +101,29 @@ static int cmd_bulk(const char *port, size_t out_len, size_t in_len, size_t call
 		return 1;
 	}
 	print_transport(t);
-	if (call == 0)
-		call = out_len > in_len ? out_len : in_len;
 	t0 = now_s();
-	for (size_t done = 0; done < out_len; done += (size_t)r) {
+	for (done = 0; done < out_len; done += (size_t)r) {
 		size_t n = out_len - done < call ? out_len - done : call;
 
-		r = transport_bulk_out(t, buf + done, n, 10000);
+		r = transport_bulk_out(t, buf, n, 10000);
 		if (r < 0 || (size_t)r != n) {
-			fprintf(stderr, "usb_probe: bulk OUT %zu bytes at %zu: %s\n", n, done,
-				r < 0 ? strerror(-r) : "short");
+			printf("bulk OUT %zu bytes at %zu: %s\n", n, done, r < 0 ? strerror(-r) : "short");
 			goto out;
 		}
 	}
 	if (out_len)
 		printf("bulk OUT %zu bytes in %.3f s (%.1f MB/s, calls of %zu)\n", out_len, now_s() - t0,
 		       (double)out_len / 1e6 / (now_s() - t0), call);
-	if (in_len) {
-		size_t got = 0;
-
-		t0 = now_s();
-		while (got < in_len) {
-			r = transport_bulk_in(t, buf + got, in_len - got < call ? in_len - got : call, 10000);
-			if (r <= 0)
-				break;
-			got += (size_t)r;
-		}
-		printf("bulk IN %zu of %zu bytes in %.3f s (%.1f MB/s, %s)\n", got, in_len, now_s() - t0,
-		       (double)got / 1e6 / (now_s() - t0), r < 0 ? strerror(-r) : "ok");
-		if (got != in_len)
-			goto out;
+	t0 = now_s();
+	for (done = 0; done < in_len; done += (size_t)r) {
+		r = transport_bulk_in(t, buf, in_len - done < call ? in_len - done : call, 10000);
+		if (r <= 0)
+			break;
 	}
-	rc = 0;
+	if (in_len)
+		printf("bulk IN %zu of %zu bytes in %.3f s (%.1f MB/s, %s)\n", done, in_len, now_s() - t0,
+		       (double)done / 1e6 / (now_s() - t0), r < 0 ? strerror(-r) : "ok");
+	rc = done == in_len ? 0 : 1;
 out:
 	transport_close(t);
 	free(buf);
