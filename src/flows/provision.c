@@ -34,7 +34,8 @@ struct prov {
 	uint64_t max_download;
 	uint64_t bytes_total, bytes_done;
 	struct pipeline_inputs in;	/* what the cached artefacts are built from */
-	struct timespec start;		/* of the provisioning phase */
+	struct timespec mark;		/* start of the span timing_log() reports */
+	uint64_t mark_out, mark_wait;
 	char settings[256];
 };
 
@@ -454,6 +455,23 @@ static int build(struct prov *p, uint64_t container, struct pipeline_outputs *po
 	return 0;
 }
 
+/* Where the time of a span went since the last mark: inside the fastboot
+ * client's sends, waiting for the board's answers, and the rest (the
+ * station's own). tests/bench/provision_bench.sh reads these lines. */
+static void timing_log(struct prov *p, const char *span)
+{
+	struct timespec now;
+	double wall, out = (p->f.out_ns - p->mark_out) / 1e9, wait = (p->f.wait_ns - p->mark_wait) / 1e9;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	wall = (double)(now.tv_sec - p->mark.tv_sec) + (now.tv_nsec - p->mark.tv_nsec) / 1e9;
+	blog(job_log(p->fb->job), BLOG_PROVISIONER, "timing %s: %.3f s: %.3f s sending, %.3f s "
+	     "waiting for the board, %.3f s in the station", span, wall, out, wait, wall - out - wait);
+	p->mark = now;
+	p->mark_out = p->f.out_ns;
+	p->mark_wait = p->f.wait_ns;
+}
+
 /* A board whose storage is smaller than what must go on it fails before
  * erase. @what says what @need is made of. */
 static int check_size(struct prov *p, uint64_t need, const char *what)
@@ -504,7 +522,7 @@ int flow_provision(struct flow_board *fb, struct transport *gadget)
 		finished = DB_EVENT_NAKED_PROVISIONER_FINISHED;
 		aborted = DB_EVENT_NAKED_PROVISIONER_ABORTED;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &p.start);
+	clock_gettime(CLOCK_MONOTONIC, &p.mark);
 	job_set_phase(fb->job, PHASE_PROVISION);
 	job_state(fb->job, started, NULL);
 	r = fb_init(&p.f, gadget, NULL);
@@ -561,6 +579,7 @@ int flow_provision(struct flow_board *fb, struct transport *gadget)
 		r = flash_simg(&p, fb->disk, boot->disk_simg);
 		if (r < 0)
 			goto out;
+		timing_log(&p, "provision");
 		job_set_phase(fb->job, PHASE_VERIFY);
 		r = verify_on_board(&p, fb->disk, boot->disk_simg);
 		if (r < 0)
@@ -597,6 +616,7 @@ int flow_provision(struct flow_board *fb, struct transport *gadget)
 			r = flash_simg(&p, "mapper/cryptroot", root->rootfs_simg);
 		if (r < 0)
 			goto out;
+		timing_log(&p, "provision");
 		job_set_phase(fb->job, PHASE_VERIFY);
 		r = verify_on_board(&p, part1, boot->bootfs_simg);
 		if (r == 0)
@@ -604,17 +624,7 @@ int flow_provision(struct flow_board *fb, struct transport *gadget)
 		if (r < 0)
 			goto out;
 	}
-	{
-		/* Where the phase's time went (tests/bench reads this line). */
-		struct timespec now;
-		double wall, out = p.f.out_ns / 1e9, wait = p.f.wait_ns / 1e9;
-
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		wall = (double)(now.tv_sec - p.start.tv_sec) + (now.tv_nsec - p.start.tv_nsec) / 1e9;
-		blog(job_log(fb->job), BLOG_PROVISIONER, "timing: %.3f s provisioning and verifying: "
-		     "%.3f s sending, %.3f s waiting for the board, %.3f s in the station",
-		     wall, out, wait, wall - out - wait);
-	}
+	timing_log(&p, "verify");
 	/* What was written is verified: the per-board copy can go. */
 	pipeline_board_close(board);
 	board = NULL;
