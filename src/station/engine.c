@@ -19,6 +19,7 @@
 #include "artefacts/pubkey.h"
 #include "artefacts/secmem.h"
 #include "artefacts/sign.h"
+#include "config/allowlist.h"
 #include "station/disc_sim.h"
 #include "station/disc_usb.h"
 #include "station/engine.h"
@@ -594,6 +595,35 @@ static int engine_make_boards(struct engine *e, bool *usage_error)
 	return 0;
 }
 
+static bool engine_permits(void *usrptr, const char *port)
+{
+	return allowlist_permits(usrptr, port);
+}
+
+/* Real USB: the ports this station serves. Problems are warnings: a bad
+ * line is skipped, the others still count. */
+static int engine_load_allowlist(struct engine *e)
+{
+	struct config_problems probs = { 0 };
+	int r;
+
+	r = allowlist_load(config_get(e->cfg, "paths", "usb_ports_vendor_dir"),
+			   config_get(e->cfg, "paths", "usb_ports_dir"), &e->allow, &probs);
+	for (size_t i = 0; i < probs.n; i++) {
+		config_problem_print(stderr, &probs.v[i]);
+		if (!probs.v[i].warning)
+			engine_warn(e, "%s:%d: %s (line skipped)", probs.v[i].file, probs.v[i].line,
+				    probs.v[i].message);
+	}
+	config_problems_free(&probs);
+	if (r == -ENOMEM)
+		return r;
+	if (e->allow && e->allow->n)
+		fprintf(stderr, "%s: USB port allow-list: %zu rule(s) from %zu file(s)\n", e->o.prog,
+			e->allow->n, e->allow->files);
+	return 0;
+}
+
 int engine_new(const struct engine_opts *o, struct engine **out, bool *usage_error)
 {
 	struct engine *e = calloc(1, sizeof(*e));
@@ -626,7 +656,7 @@ int engine_new(const struct engine_opts *o, struct engine **out, bool *usage_err
 		goto fail;
 	if (o->devices) {
 		r = disc_sim_new(e->bus, &e->disc);
-	} else {
+	} else if ((r = engine_load_allowlist(e)) == 0) {
 		r = disc_usb_new(&e->disc);
 		if (r < 0)
 			fprintf(stderr, "%s: USB discovery could not start: %s\n", o->prog, strerror(-r));
@@ -639,6 +669,8 @@ int engine_new(const struct engine_opts *o, struct engine **out, bool *usage_err
 		.log_dir = config_get(e->cfg, "paths", "log_dir"),
 		.debounce_ms = 5000,
 		.disc = e->disc,
+		.permits = e->allow ? engine_permits : NULL,
+		.permits_usrptr = e->allow,
 		.flow = engine_flow,
 		.flow_usrptr = e,
 		.events = e->events,
@@ -675,6 +707,7 @@ int engine_start(struct engine *e)
 
 void engine_stop(struct engine *e)
 {
+	station_drain(e->st);
 	station_stop(e->st);
 }
 
@@ -696,6 +729,7 @@ void engine_free(struct engine *e)
 	else if (e->disc)
 		disc_usb_free(e->disc);
 	event_queue_free(e->events);
+	allowlist_free(e->allow);
 	if (e->fctx.signer)
 		signer_close(e->fctx.signer);
 	if (e->fctx_ready)

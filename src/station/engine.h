@@ -70,6 +70,7 @@ struct engine {
 	bool fctx_ready;
 	struct event_queue *events;  /* the front end pops these */
 	struct discovery *disc;
+	struct allowlist *allow;     /* real USB: the ports served (usb-ports.d) */
 	struct station *st;
 	/* Virtual boards. */
 	struct vpi_bus *bus;
@@ -89,7 +90,8 @@ struct engine {
 int engine_new(const struct engine_opts *o, struct engine **out, bool *usage_error);
 /* Open the records, start discovery, plug the virtual boards in. 0 or -errno. */
 int engine_start(struct engine *e);
-/* Stop discovery and drain: every in-flight board finishes. */
+/* Drain (no new boards; every board in flight finishes, discovery still
+ * running for their re-enumerations), then stop discovery. */
 void engine_stop(struct engine *e);
 void engine_free(struct engine *e);
 

@@ -65,6 +65,7 @@ struct station {
 	pthread_t housekeeper;
 	bool housekeeping;
 	bool stopping;
+	bool draining;                 /* no new jobs; discovery still runs */
 };
 
 static uint64_t mono_ms(void)
@@ -169,6 +170,15 @@ int station_start(struct station *st)
 			return r;
 	}
 	return 0;
+}
+
+void station_drain(struct station *st)
+{
+	pthread_mutex_lock(&st->lock);
+	st->draining = true;
+	while (st->counts.active > 0)
+		pthread_cond_wait(&st->cond, &st->lock);
+	pthread_mutex_unlock(&st->lock);
 }
 
 void station_stop(struct station *st)
@@ -397,6 +407,13 @@ void station_device_arrived(struct station *st, const char *port, enum usb_role 
 				seen->ended = false;
 		}
 	}
+	if (d == PORT_START_JOB && st->draining) {
+		/* Stopping: boards in flight finish, new ones wait for the next start. */
+		ports_job_ended(st->ports, port);
+		emit_port(st, port, EVENT_LOG, PHASE_WAITING,
+			  "not started: the station is stopping (boards in flight finish first)");
+		d = PORT_IGNORED;
+	}
 	switch (d) {
 	case PORT_START_JOB:
 		job = calloc(1, sizeof(*job));
@@ -519,7 +536,7 @@ int station_retry(struct station *st, const char *port)
 
 	pthread_mutex_lock(&st->lock);
 	seen = seen_get(st, port, false);
-	if (st->stopping)
+	if (st->stopping || st->draining)
 		r = -ESHUTDOWN;
 	else if (job_find(st, port))
 		r = -EBUSY;

@@ -63,7 +63,11 @@ int station_new(const struct station_opts *o, struct station **out);
 /* Open the records (crash recovery: running attempts become interrupted),
  * then start discovery and the housekeeping thread. 0 or -errno. */
 int station_start(struct station *st);
-/* Stop discovery, then wait for every in-flight job to finish (drain). */
+/* Start no new job, and wait until every job in flight has finished.
+ * Discovery keeps running, so a board re-enumerating between its phases
+ * still comes back to its job. */
+void station_drain(struct station *st);
+/* Stop discovery, then wait for every in-flight job to finish. */
 void station_stop(struct station *st);
 void station_free(struct station *st);
 
