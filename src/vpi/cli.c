@@ -2,8 +2,8 @@
  * gadget is served over TCP so the real `fastboot` client can drive it.
  *
  * Runs on the main thread only: parses options, opens the board, serves
- * connections until SIGINT/SIGTERM. vpi-boot may add USB gadget options
- * (`--gadget UDC`) here; the option table leaves room for them. */
+ * connections until SIGINT/SIGTERM. With `--gadget UDC` the whole board is
+ * served on a real USB device controller instead (vpi/gadget). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -16,6 +16,7 @@
 #include "vpi/board.h"
 #include "vpi/fault.h"
 #include "vpi/fastbootd.h"
+#include "vpi/gadget.h"
 #include "vpi/luks.h"
 #include "vpi/storage.h"
 #include "vpi/tcpfront.h"
@@ -32,11 +33,17 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: rpi-sb-provisioner virtual-pi --model M --state DIR --fastboot-tcp PORT\n"
+		"       rpi-sb-provisioner virtual-pi --model M --state DIR --gadget UDC\n"
 		"         [--link-rate MBPS] [--storage-rate MBPS|model] [--fault SPEC]...\n"
 		"         [--data-plane] [--real-pbkdf] [--verbose]\n\n"
 		"  --model M           pi5 pi500 cm5 cm5lite pi4 pi400 cm4 zero2w\n"
 		"  --state DIR         board state (OTP, eeprom.bin, storage.img); created on first use\n"
 		"  --fastboot-tcp PORT serve the fastboot gadget on tcp:127.0.0.1:PORT (0 = any free port)\n"
+		"  --gadget UDC        serve the whole board (boot mode, then the fastboot gadget) as a\n"
+		"                      real USB device on the UDC, e.g. dummy_udc.0 (root; see\n"
+		"                      doc/virtual-pi-gadget.md). Unbinding the UDC pulls the cable.\n"
+		"  --seed N            the board's identity seed (serial, MACs, storage id; default 0):\n"
+		"                      boards served at once need different seeds\n"
 		"  --link-rate MBPS    download link speed in MB/s (default unlimited)\n"
 		"  --storage-rate R    storage write speed in MB/s, or 'model' for the storage kind's\n"
 		"                      typical rate (default unlimited)\n"
@@ -56,13 +63,41 @@ static int parse_u64(const char *s, uint64_t *out)
 	return (*s && !*end && !errno && s[0] != '-') ? 0 : -EINVAL;
 }
 
+/* The board on a real UDC until SIGINT/SIGTERM or until the UDC is unbound. */
+static int serve_gadget(struct vpi_board *b, const char *model, const char *udc)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	int rc;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	printf("virtual Pi %s serial %016" PRIx64 " USB gadget on %s\n", model,
+	       vpi_board_serial64(b), udc);
+	fflush(stdout);
+	rc = vpi_gadget_serve(b, udc, &stop_flag);
+	if (rc == -ENODEV) {
+		fprintf(stderr, "virtual-pi: board %016" PRIx64 " unplugged (UDC %s unbound)\n",
+			vpi_board_serial64(b), udc);
+		return EXIT_FAILED;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "virtual-pi: USB gadget on %s failed: %s\n", udc, strerror(-rc));
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
+}
+
 int cmd_virtual_pi(struct cli *cli, int argc, char **argv)
 {
-	enum { O_MODEL = 256, O_STATE, O_TCP, O_LINK, O_STORAGE, O_FAULT, O_DATAPLANE, O_PBKDF, O_VERBOSE, O_HELP };
+	enum { O_MODEL = 256, O_STATE, O_TCP, O_LINK, O_STORAGE, O_FAULT, O_DATAPLANE, O_PBKDF, O_VERBOSE, O_HELP,
+	       O_GADGET, O_SEED };
 	static const struct option opts[] = {
 		{ "model", required_argument, NULL, O_MODEL },
 		{ "state", required_argument, NULL, O_STATE },
 		{ "fastboot-tcp", required_argument, NULL, O_TCP },
+		{ "gadget", required_argument, NULL, O_GADGET },
+		{ "seed", required_argument, NULL, O_SEED },
 		{ "link-rate", required_argument, NULL, O_LINK },
 		{ "storage-rate", required_argument, NULL, O_STORAGE },
 		{ "fault", required_argument, NULL, O_FAULT },
@@ -75,7 +110,7 @@ int cmd_virtual_pi(struct cli *cli, int argc, char **argv)
 	struct vpi_board_opts bo;
 	char ferr[256];
 	struct vpi_tcpfront_opts to = { .mode = VPI_FB_MODE_FULL };
-	const char *model = NULL, *state = NULL;
+	const char *model = NULL, *state = NULL, *udc = NULL;
 	bool have_port = false, model_rate = false;
 	struct vpi_board *b = NULL;
 	struct vpi_tcpfront *t = NULL;
@@ -97,6 +132,14 @@ int cmd_virtual_pi(struct cli *cli, int argc, char **argv)
 			}
 			to.port = (uint16_t)n;
 			have_port = true;
+			break;
+		case O_GADGET: udc = optarg; break;
+		case O_SEED:
+			if (parse_u64(optarg, &n) || n > UINT32_MAX) {
+				fprintf(stderr, "virtual-pi: --seed wants a number 0-4294967295, got '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			bo.serial_seed = (uint32_t)n;
 			break;
 		case O_LINK:
 			if (parse_u64(optarg, &n)) {
@@ -128,8 +171,8 @@ int cmd_virtual_pi(struct cli *cli, int argc, char **argv)
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
-	if (!model || !state || !have_port || optind != argc) {
-		fprintf(stderr, "virtual-pi: --model, --state and --fastboot-tcp are required\n");
+	if (!model || !state || have_port == !!udc || optind != argc) {
+		fprintf(stderr, "virtual-pi: --model, --state and one of --fastboot-tcp or --gadget are required\n");
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -144,6 +187,10 @@ int cmd_virtual_pi(struct cli *cli, int argc, char **argv)
 	if (rc) {
 		fprintf(stderr, "virtual-pi: cannot open board %s in %s: %s\n", model, state, strerror(-rc));
 		return EXIT_FAILED;
+	}
+	if (udc) {
+		ret = serve_gadget(b, model, udc);
+		goto out;
 	}
 	rc = vpi_tcpfront_listen(&to, &t);
 	if (rc) {
