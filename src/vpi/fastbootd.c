@@ -929,7 +929,7 @@ static int buf_map(struct session *ss, size_t size)
 	return 0;
 }
 
-/* Give back the whole pages of buf below @upto (received or consumed). */
+/* Give back the whole MiBs of buf below @upto (received or consumed). */
 static void buf_drop(struct session *ss, size_t upto)
 {
 	size_t step = 1u << 20, end = upto / step * step;
@@ -938,6 +938,15 @@ static void buf_drop(struct session *ss, size_t upto)
 		return;
 	madvise(ss->buf + ss->buf_dropped, end - ss->buf_dropped, MADV_DONTNEED);
 	ss->buf_dropped = end;
+}
+
+/* Give back all of buf (a pass over the chunk headers faults in whole
+ * folios of the file around each one). */
+static void buf_drop_all(struct session *ss)
+{
+	if (ss->buf_mapped)
+		madvise(ss->buf, ss->cap, MADV_DONTNEED);
+	ss->buf_dropped = 0;
 }
 
 static int cmd_download(struct session *ss, struct args *a)
@@ -1033,6 +1042,16 @@ static int flash_op(void *usrptr, const struct vpi_sparse_op *op)
 	return rc;
 }
 
+/* The check pass over a download: give back what it has passed. */
+static int drop_op(void *usrptr, const struct vpi_sparse_op *op)
+{
+	struct session *ss = usrptr;
+
+	if (op->type == VPI_SPARSE_RAW)
+		buf_drop(ss, (size_t)(op->data - ss->buf));
+	return 0;
+}
+
 static int cmd_flash(struct session *ss, struct args *a)
 {
 	const char *p = a->n >= 2 ? a->v[1] : NULL;
@@ -1078,7 +1097,7 @@ static int cmd_flash(struct session *ss, struct args *a)
 				break;
 		}
 	} else {
-		if (vpi_sparse_check(buf, len, NULL, &expanded, NULL)) {
+		if (vpi_sparse_check_each(buf, len, &expanded, drop_op, ss)) {
 			rc = FAIL(ss, "not a valid sparse image (sparse_file_import_buf failed on %zuB payload)", len);
 			goto out;
 		}
@@ -1087,8 +1106,10 @@ static int cmd_flash(struct session *ss, struct args *a)
 				  expanded, p, n.size);
 			goto out;
 		}
-		rc = vpi_sparse_walk(buf, len, flash_op, &fc);
+		buf_drop_all(ss);
+		rc = vpi_sparse_apply(buf, len, flash_op, &fc);
 	}
+	buf_drop_all(ss);
 	if (rc == -ENODEV)
 		goto out;   /* unplugged mid-write */
 	if (rc) {

@@ -147,3 +147,14 @@ int vpi_sparse_walk(const void *buf, size_t len, vpi_sparse_op_fn fn, void *usrp
 		return rc;
 	return sparse_pass(buf, len, NULL, NULL, NULL, fn, usrptr);
 }
+
+int vpi_sparse_check_each(const void *buf, size_t len, uint64_t *expanded,
+			  vpi_sparse_op_fn fn, void *usrptr)
+{
+	return sparse_pass(buf, len, NULL, expanded, NULL, fn, usrptr);
+}
+
+int vpi_sparse_apply(const void *buf, size_t len, vpi_sparse_op_fn fn, void *usrptr)
+{
+	return sparse_pass(buf, len, NULL, NULL, NULL, fn, usrptr);
+}

@@ -56,4 +56,14 @@ int vpi_sparse_check(const void *buf, size_t len, struct vpi_sparse_header *hdr,
  * return of @fn and returns it. */
 int vpi_sparse_walk(const void *buf, size_t len, vpi_sparse_op_fn fn, void *usrptr);
 
+/* vpi_sparse_check() that also hands each op to @fn as soon as its chunk is
+ * validated (later chunks are not yet): for callers following the pass over
+ * the buffer (giving memory back), never for side effects on the target. */
+int vpi_sparse_check_each(const void *buf, size_t len, uint64_t *expanded,
+			  vpi_sparse_op_fn fn, void *usrptr);
+
+/* The ops of an image vpi_sparse_check() accepted, without checking it again
+ * (one pass over the chunk headers instead of two). */
+int vpi_sparse_apply(const void *buf, size_t len, vpi_sparse_op_fn fn, void *usrptr);
+
 #endif

@@ -25,11 +25,12 @@ if [ -n "${2:-}" ]; then
 	PROGRAM_B="$(cd "$2" && pwd)/rpi-sb-provisioner"
 	[ -x "$PROGRAM_B" ] || { echo "no $PROGRAM_B" >&2; exit 2; }
 	BUILDS="A B"
-	# the client comparison uses build B
+fi
+FBC="$B/tests/unit/fbclient_cli"
+if [ -n "${2:-}" ]; then	# the client comparison uses build B
 	PROGRAM=$PROGRAM_B
 	FBC="$(cd "$2" && pwd)/tests/unit/fbclient_cli"
 fi
-FBC="$B/tests/unit/fbclient_cli"
 REPS=${REPS:-3}
 LINK=${LINK:-40}
 export RPI_SB_VPI_FIRMWARE=${RPI_SB_VPI_FIRMWARE:-/work/shared/fixtures/rpi-firmware}
