@@ -991,7 +991,7 @@ static int ffs_write_descs(struct relay *r)
 	struct {
 		struct usb_functionfs_strings_head h;
 		uint16_t lang;
-		char str[16];
+		char str[sizeof("fastboot")];   /* exactly: FunctionFS refuses trailing bytes */
 	} __attribute__((packed)) s;
 	int rc;
 
@@ -1014,7 +1014,7 @@ static int ffs_write_descs(struct relay *r)
 	s.h.str_count = htole32(1);
 	s.h.lang_count = htole32(1);
 	s.lang = htole16(0x0409);
-	snprintf(s.str, sizeof(s.str), "fastboot");
+	memcpy(s.str, "fastboot", sizeof(s.str));
 	return write_all(r->ep0, &s, sizeof(s));
 }
 
