@@ -14,6 +14,7 @@ sqlite3 openssl cryptsetup-bin dosfstools mtools e2fsprogs fdisk
 fastboot android-sdk-libsparse-utils zstd xz-utils tmux cpio
 dpkg-dev debhelper lintian fakeroot adduser
 python3-jsonschema
+qemu-system-x86 busybox-static kmod udev
 "
 
 SUDO=""
