@@ -14,7 +14,7 @@
 #
 # Usage: scripts/qemu-e2e.sh [BUILD_DIR]   (default: $top_builddir or .)
 # The kernel package is fetched once (apt-get download) and unpacked under
-# $RPI_SB_QEMU_KERNEL, else BUILD_DIR/tests/usb/kernel. Exit 77 when a tool is
+# $RPI_SB_QEMU_KERNEL, else BUILD_DIR/tests/usb/kernel-e2e. Exit 77 when a tool is
 # missing (never under CI=true: there it is a failure).
 set -euo pipefail
 
@@ -38,14 +38,17 @@ trap 'rm -rf "$W"' EXIT
 t0=$(date +%s.%N)
 
 # ---- kernel: Debian's image package, unpacked once -----------------------
-K=${RPI_SB_QEMU_KERNEL:-$build/tests/usb/kernel}
+K=${RPI_SB_QEMU_KERNEL:-$build/tests/usb/kernel-e2e}
+mkdir -p "$(dirname "$K")"
+exec 9>"$K.lock"; flock 9   # parallel make check: one download, whole or not at all
 if ! ls "$K"/boot/vmlinuz-* >/dev/null 2>&1; then
 	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 	[ -n "$pkg" ] || skip "no linux-image package known to apt (apt-get update)"
-	mkdir -p "$W/deb" "$K"
+	mkdir -p "$W/deb"
 	(cd "$W/deb" && apt-get download "$pkg" >/dev/null 2>&1) || skip "cannot download $pkg"
-	dpkg-deb -x "$W"/deb/linux-image-*.deb "$K"
+	rm -rf "$K.tmp" && dpkg-deb -x "$W"/deb/linux-image-*.deb "$K.tmp" && rm -rf "$K" && mv "$K.tmp" "$K"
 fi
+exec 9>&-
 kver=$(ls "$K/lib/modules" | head -1)
 
 # ---- the station's files: the tree `simulate` lays out, run once here -----
@@ -216,4 +219,5 @@ grep -q 'HARNESS_RESULT rc=0' "$W/result.txt" 2>/dev/null || {
 	echo "FAIL: guest result: $(grep HARNESS_RESULT "$W/result.txt" 2>/dev/null || echo 'none (hang, panic or timeout)')"
 	exit 1
 }
-echo "PASS: two virtual Pi 5s provisioned over a real USB stack; an unplugged board failed alone"
+echo "PASS: two virtual Pi 5s as real USB gadgets: station bootstrap up to its stand-in guard," \
+	"both boards into fastboot and flashed, an unplugged board failed alone"
