@@ -54,6 +54,7 @@
 #define BULK_OUT_TIMEOUT_MS 60000u
 #define POLL_MS 100
 #define IDLE_RELEASE_MS 3000u          /* off the bus this long: free GadgetFS for others */
+#define UNPLUG_AFTER_S 1.0            /* GadgetFS disconnect without reconnect */
 #define RATE_MIN_BYTES (1024u * 1024u) /* report bulk throughput of blocks this big */
 
 /* ---- protocol followers ------------------------------------------------ */
@@ -391,6 +392,7 @@ struct relay {
 	bool eps_enabled;
 	bool bound;               /* FunctionFS: we wrote the UDC name */
 	bool tearing_down;
+	double disconnected_at;   /* GadgetFS: last DISCONNECT not followed by CONNECT */
 
 	pthread_t out_thr, in_thr;
 	bool out_started, in_started;
@@ -426,8 +428,9 @@ static void relay_expect(struct relay *r, uint64_t len)
 	r->expected = len;
 	r->block_len = len;
 	r->block_t0 = now_s();
-	if (len >= RATE_MIN_BYTES && r->kind == KIND_FUNCTIONFS)
-		glog(r->g->udc, "download of %" PRIu64 " bytes started", len);
+	if (len >= RATE_MIN_BYTES)
+		glog(r->g->udc, "%s of %" PRIu64 " bytes started",
+		     r->kind == KIND_FUNCTIONFS ? "download" : "bulk OUT", len);
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 }
@@ -748,9 +751,14 @@ static enum relay_end ep0_events(struct relay *r)
 
 		if (n < 0)
 			return errno == EINTR || errno == EAGAIN ? END_NONE : END_ERROR;
-		for (size_t i = 0; i < (size_t)n / sizeof(ev[0]); i++)
+		for (size_t i = 0; i < (size_t)n / sizeof(ev[0]); i++) {
 			if (ev[i].type == GADGETFS_SETUP)
 				ep0_setup(r, &ev[i].u.setup);
+			else if (ev[i].type == GADGETFS_DISCONNECT && !r->tearing_down)
+				r->disconnected_at = now_s();
+			else if (ev[i].type == GADGETFS_CONNECT)
+				r->disconnected_at = 0;
+		}
 		return END_NONE;
 	} else {
 		struct usb_functionfs_event ev[4];
@@ -1159,6 +1167,10 @@ static enum relay_end relay_run(struct gadget *g, struct transport *t, const str
 		}
 		if (n > 0 && (pf[0].revents & (POLLIN | POLLERR | POLLHUP)))
 			end = ep0_events(&r);
+		/* GadgetFS reports a bus reset as a disconnect too, but the host
+		 * reconnects at once; a disconnect that lasts is the cable. */
+		if (end == END_NONE && r.disconnected_at && now_s() - r.disconnected_at > UNPLUG_AFTER_S)
+			end = END_UNPLUG;
 	}
 out:
 	if (end == END_UNPLUG || end == END_STOP)
