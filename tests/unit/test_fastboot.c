@@ -277,6 +277,11 @@ static void test_max_download_and_limit(void **state)
 	assert_int_equal(m, 268435456);
 	assert_int_equal(fb_parse_size("0x", &m), -EINVAL);
 	assert_int_equal(fb_parse_size("12abc", &m), -EINVAL);
+	/* fuzz_fastboot_resp: strtoull skipped leading \t \r \n and took a sign */
+	assert_int_equal(fb_parse_size("\r2", &m), -EINVAL);
+	assert_int_equal(fb_parse_size("\t0x10", &m), -EINVAL);
+	assert_int_equal(fb_parse_size("\n256", &m), -EINVAL);
+	assert_int_equal(fb_parse_size("+256", &m), -EINVAL);
 }
 
 static void test_timeout_and_unplug(void **state)
