@@ -22,6 +22,8 @@
 /* The USB 3 spec allows at most 7 tiers of ports below the root. */
 #define USB_MAX_PORT_DEPTH 7
 #define USB_STRING_TIMEOUT_MS 1000
+/* How long an I/O error waits to see whether the device is leaving. */
+#define USB_GONE_WAIT_MS 1000
 
 struct usb_priv {
 	struct transport t;
@@ -29,6 +31,7 @@ struct usb_priv {
 	libusb_device_handle *h;
 	int iface;
 	uint16_t out_maxpkt, in_maxpkt;
+	unsigned devnum;         /* the kernel's device number at open (sysfs devnum) */
 };
 
 /* ---- logging ----------------------------------------------------------- */
@@ -90,6 +93,13 @@ int usb_open_errno(int libusb_err)
 	default:
 		return -EIO;
 	}
+}
+
+int usb_transfer_errno_checked(int libusb_err, bool device_gone)
+{
+	int e = usb_transfer_errno(libusb_err);
+
+	return e == -EIO && device_gone ? -ENODEV : e;
 }
 
 size_t usb_bulk_chunk(size_t remaining, unsigned maxpkt, size_t max_chunk)
@@ -203,19 +213,44 @@ static uint64_t mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Whether the device opened as @p has left its port (its sysfs entry is gone
+ * or holds another device number), waiting up to USB_GONE_WAIT_MS for the
+ * hub to notice a disconnect that failed a transfer a moment earlier. */
+static bool device_left(const struct usb_priv *p)
+{
+	uint64_t deadline = mono_ms() + USB_GONE_WAIT_MS;
+
+	if (!p->devnum)
+		return false;
+	for (;;) {
+		char buf[16];
+
+		if (usb_sysfs_attr(USB_SYSFS_ROOT, p->t.port_path, "devnum", buf, sizeof(buf)) < 0 ||
+		    strtoul(buf, NULL, 10) != p->devnum)
+			return true;
+		if (mono_ms() >= deadline)
+			return false;
+		usleep(25 * 1000);
+	}
+}
+
 /* Log a libusb error with the board's port and return the seam's errno. */
 static int fail(const struct usb_priv *p, int libusb_err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static int fail(const struct usb_priv *p, int libusb_err, const char *fmt, ...)
 {
 	char what[256];
+	bool gone = false;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	usb_log("usb %s: %s: %s", p->t.port_path, what, libusb_error_name(libusb_err));
-	return usb_transfer_errno(libusb_err);
+	if (usb_transfer_errno(libusb_err) == -EIO)
+		gone = device_left(p);
+	usb_log("usb %s: %s: %s%s", p->t.port_path, what, libusb_error_name(libusb_err),
+		gone ? " (the device then left the bus: an unplug)" : "");
+	return usb_transfer_errno_checked(libusb_err, gone);
 }
 
 static int usb_control(struct transport *t, const struct usb_ctrl_setup *s, void *data,
@@ -480,6 +515,7 @@ int usb_transport_open(const char *port, struct transport **out)
 		r = usb_open_errno(r);
 		goto fail;
 	}
+	p->devnum = libusb_get_device_address(dev);
 	p->t.vid = dd.idVendor;
 	p->t.pid = dd.idProduct;
 	p->t.iserial_index = dd.iSerialNumber;

@@ -17,7 +17,8 @@
  *   - a failed chunk is not retried (resent bytes would misalign the
  *     device's count).
  * libusb errors map to the seam's errnos (usb_transfer_errno) and every one
- * is logged by its name (LIBUSB_ERROR_TIMEOUT, never -7).
+ * is logged by its name (LIBUSB_ERROR_TIMEOUT, never -7). An I/O error after
+ * which the device leaves its port within a second is reported as -ENODEV.
  *
  * Each open transport has its own libusb context: a context created before a
  * device arrived never lists it when udevd is not running (spec
@@ -60,6 +61,11 @@ void usb_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* libusb error of a transfer -> the seam's errno: NO_DEVICE -ENODEV (unplug),
  * PIPE -EPIPE (stall), TIMEOUT -ETIMEDOUT, anything else -EIO. */
 int usb_transfer_errno(int libusb_err);
+/* The same once the caller has looked at the bus: an error that maps to -EIO
+ * followed by the device leaving its port (a cable pulled mid-transfer often
+ * fails the transfer with LIBUSB_ERROR_IO before the hub reports the
+ * disconnect) is an unplug, -ENODEV. */
+int usb_transfer_errno_checked(int libusb_err, bool device_gone);
 /* libusb error while opening/claiming -> errno: ACCESS -EACCES, BUSY -EBUSY,
  * NO_DEVICE/NOT_FOUND -ENODEV, NO_MEM -ENOMEM, anything else -EIO. */
 int usb_open_errno(int libusb_err);

@@ -33,6 +33,15 @@ static void test_error_mapping(void **state)
 	assert_int_equal(usb_transfer_errno(LIBUSB_ERROR_OVERFLOW), -EIO);
 	assert_int_equal(usb_transfer_errno(LIBUSB_ERROR_BUSY), -EIO);
 
+	/* An I/O error followed by the device leaving its port is an unplug;
+	 * other errors keep their meaning whatever the bus shows. */
+	assert_int_equal(usb_transfer_errno_checked(LIBUSB_ERROR_IO, true), -ENODEV);
+	assert_int_equal(usb_transfer_errno_checked(LIBUSB_ERROR_IO, false), -EIO);
+	assert_int_equal(usb_transfer_errno_checked(LIBUSB_ERROR_OTHER, true), -ENODEV);
+	assert_int_equal(usb_transfer_errno_checked(LIBUSB_ERROR_TIMEOUT, true), -ETIMEDOUT);
+	assert_int_equal(usb_transfer_errno_checked(LIBUSB_ERROR_PIPE, true), -EPIPE);
+	assert_int_equal(usb_transfer_errno_checked(LIBUSB_ERROR_NO_DEVICE, false), -ENODEV);
+
 	assert_int_equal(usb_open_errno(LIBUSB_ERROR_ACCESS), -EACCES);
 	assert_int_equal(usb_open_errno(LIBUSB_ERROR_BUSY), -EBUSY);
 	assert_int_equal(usb_open_errno(LIBUSB_ERROR_NO_DEVICE), -ENODEV);
