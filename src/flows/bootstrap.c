@@ -578,11 +578,33 @@ static int bootstrap_recovery(struct flow_board *fb)
 		r = 0;
 		goto out;
 	}
+	/* From here the board may write its OTP: the records say so first, so
+	 * that a station stopped before the board reports back tells, on its
+	 * next start, what state the board is in (db_mark_interrupted). */
+	if (ri.armed) {
+		char detail[160];
+
+		snprintf(detail, sizeof(detail), "key %s: recovery sent with program_pubkey%s%s",
+			 c->key_fingerprint, ri.jtag_lock ? ", JTAG lock" : "",
+			 fb->chip == 0x2711 && ri.rpiboot_gpio ? ", rpiboot GPIO" : "");
+		job_state(fb->job, DB_EVENT_OTP_WRITE_STARTED, detail);
+	}
 	r = rom_upload(fb, stage2, stage2_len, counter_sign ? "recovery.bin (counter-signed)" :
 		       "recovery.bin");
-	if (r < 0)
-		goto out;
-	r = serve_stage2(fb, dir, "recovery", NULL, 0);
+	if (r == 0)
+		r = serve_stage2(fb, dir, "recovery", NULL, 0);
+	if (ri.armed) {
+		const char *sbp = fb->md.known[RPIBOOT_MD_SECURE_BOOT_PROVISION];
+		char detail[160];
+
+		if (r == 0 && sbp && strcmp(sbp, "success") == 0)
+			snprintf(detail, sizeof(detail), DB_OTP_PROGRAMMED_DETAIL, c->key_fingerprint);
+		else
+			snprintf(detail, sizeof(detail), "key %s: secure boot provision: %s", c->key_fingerprint,
+				 sbp ? sbp : r < 0 ? "not reported (the recovery session failed)" :
+				 "not reported");
+		job_state(fb->job, DB_EVENT_OTP_WRITE_FINISHED, detail);
+	}
 	if (r < 0)
 		goto out;
 	fb->recovery_ran = true;

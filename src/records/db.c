@@ -914,15 +914,62 @@ int db_attempt_finish(struct db *db, int64_t id, enum db_result result, int erro
 	return r;
 }
 
+/* A running attempt whose board was told to program its OTP and did not
+ * report back: the one state software cannot undo. */
+#define OTP_UNFINISHED(a) \
+	"EXISTS (SELECT 1 FROM events s WHERE s.attempt_id = " a " AND s.state = 'otp-write-started')" \
+	" AND NOT EXISTS (SELECT 1 FROM events f WHERE f.attempt_id = " a \
+	" AND f.state = 'otp-write-finished')"
+#define OTP_INTERRUPTED_MESSAGE \
+	DB_OTP_INTERRUPTED_PREFIX ": the station stopped after sending this board the recovery" \
+	" that programs the customer key hash into its OTP and before the board reported the" \
+	" outcome. Its OTP may hold that key hash fully, partly or not at all; software cannot" \
+	" undo an OTP write. Reconnect it: if it boots the recovery again it is provisioned as" \
+	" usual; if it stays in the boot ROM it holds the hash: set `flags set SERIAL" \
+	" reprovision` and reconnect it (a Pi 5 fused with a partial hash runs no signed code" \
+	" and cannot be used)"
+
+/* Say, for each such attempt, what state its board is in. */
+static void log_otp_interrupted(struct db *db)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (db_prepare(db, "SELECT a.id, COALESCE(a.serial, (SELECT serial FROM events e WHERE"
+		       " e.attempt_id = a.id AND e.serial IS NOT NULL ORDER BY e.id DESC LIMIT 1),"
+		       " 'serial not yet known'), COALESCE(a.usb_port, '?'),"
+		       " (SELECT ts || ' (' || COALESCE(detail, '') || ')' FROM events s"
+		       " WHERE s.attempt_id = a.id AND s.state = 'otp-write-started')"
+		       " FROM attempts a WHERE a.result = 'running' AND " OTP_UNFINISHED("a.id"),
+		       &st, "listing interrupted OTP writes") < 0)
+		return;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char *msg = NULL;
+
+		if (asprintf(&msg, "manufacturing database %s: board %s on port %s, attempt %lld: "
+			     "%s (otp-write-started at %s)", db->path,
+			     (const char *)sqlite3_column_text(st, 1),
+			     (const char *)sqlite3_column_text(st, 2),
+			     (long long)sqlite3_column_int64(st, 0), OTP_INTERRUPTED_MESSAGE,
+			     (const char *)sqlite3_column_text(st, 3)) >= 0) {
+			db->log(db->log_usrptr, msg);
+			free(msg);
+		}
+	}
+	sqlite3_finalize(st);
+}
+
 int db_mark_interrupted(struct db *db, int *count)
 {
 	sqlite3_stmt *st = NULL;
 	int changes = 0;
-	int r = db_prepare(db, "UPDATE attempts SET result='interrupted', ended_at=" DB_NOW_MS ","
-			   " error_message=COALESCE(error_message, 'the station stopped while"
-			   " this attempt was running; reconnect the board to retry')"
-			   " WHERE result='running'", &st, "marking interrupted attempts");
+	int r;
 
+	log_otp_interrupted(db);
+	r = db_prepare(db, "UPDATE attempts SET result='interrupted', ended_at=" DB_NOW_MS ","
+		       " error_message=COALESCE(error_message, CASE WHEN " OTP_UNFINISHED("attempts.id")
+		       " THEN '" OTP_INTERRUPTED_MESSAGE "' ELSE 'the station stopped while"
+		       " this attempt was running; reconnect the board to retry' END)"
+		       " WHERE result='running'", &st, "marking interrupted attempts");
 	if (r < 0)
 		return r;
 	r = db_step_done(db, st, "marking interrupted attempts", &changes);
@@ -1055,11 +1102,16 @@ int db_device_secured_with(struct db *db, const char *serial, const char *finger
 	if ((sl != 8 && sl != 16) || !fingerprint || !*fingerprint)
 		return db_err(db, -EINVAL, "looking up a secured board: need an 8- or 16-hex serial "
 			      "and a key fingerprint");
-	r = db_prepare(db, "SELECT count(*) FROM devices WHERE pubkey_programmed = 1"
-		       " AND lower(customer_key_fingerprint) = lower(?2)"
-		       " AND (lower(serial) = lower(?1) OR (length(?1) = 8 AND length(serial) = 16"
-		       " AND lower(substr(serial, 9, 8)) = lower(?1)))",
+#define SERIAL_IS(col) "(lower(" col ") = lower(?1) OR (length(?1) = 8 AND length(" col ") = 16" \
+		       " AND lower(substr(" col ", 9, 8)) = lower(?1)))"
+	r = db_prepare(db, "SELECT (SELECT count(*) FROM devices WHERE pubkey_programmed = 1"
+		       " AND lower(customer_key_fingerprint) = lower(?2) AND " SERIAL_IS("serial") ")"
+		       " + (SELECT count(*) FROM events WHERE state = 'otp-write-finished'"
+		       " AND detail = printf('" DB_OTP_PROGRAMMED_DETAIL "', lower(?2))"
+		       " AND (" SERIAL_IS("serial") " OR (length(?1) = 16 AND length(serial) = 8"
+		       " AND lower(substr(?1, 9, 8)) = lower(serial))))",
 		       &st, "looking up a secured board");
+#undef SERIAL_IS
 	if (r < 0)
 		return r;
 	bind_text(st, 1, serial);

@@ -103,7 +103,9 @@ int db_mode_parse(const char *name, enum db_mode *out);
 	X(NAKED_PROVISIONER_STARTED, "NAKED-PROVISIONER-STARTED") \
 	X(NAKED_PROVISIONER_FINISHED, "NAKED-PROVISIONER-FINISHED") \
 	X(NAKED_PROVISIONER_ABORTED, "NAKED-PROVISIONER-ABORTED") \
-	X(PORT_EXCLUDED, "PORT-EXCLUDED")
+	X(PORT_EXCLUDED, "PORT-EXCLUDED") \
+	X(OTP_WRITE_STARTED, "otp-write-started") \
+	X(OTP_WRITE_FINISHED, "otp-write-finished")
 
 enum db_event_state {
 #define DB_X_ENUM(name, str) DB_EVENT_##name,
@@ -143,7 +145,11 @@ int db_attempt_phase(struct db *db, int64_t id, enum db_phase phase, int64_t dur
 int db_attempt_finish(struct db *db, int64_t id, enum db_result result, int error_code,
 		      const char *error_message);
 /* Start-up crash recovery: every `running` attempt becomes `interrupted`.
- * *count (may be NULL) is how many were. */
+ * *count (may be NULL) is how many were. One cut short between its
+ * otp-write-started and otp-write-finished events gets a message saying its
+ * board's OTP may hold the key hash (fully, partly or not at all), and that
+ * message also goes to the log callback (DB_OTP_INTERRUPTED_PREFIX starts it). */
+#define DB_OTP_INTERRUPTED_PREFIX "OTP write cut short"
 int db_mark_interrupted(struct db *db, int *count);
 
 /* ---- devices --------------------------------------------------------- */
@@ -194,11 +200,17 @@ int db_device_record(struct db *db, int64_t attempt_id, const struct db_device_r
 /* Whether this station's records show the board @serial (16-hex, or the
  * 8-hex ROM serial: the low half of the 16-hex one) provisioned with its OTP
  * holding the key hash (pubkey_programmed = 1) of the key @fingerprint
- * (customer_key_fingerprint, case-insensitive). *out false when no row
+ * (customer_key_fingerprint, case-insensitive), or, for a board whose attempt
+ * ended before its record (a crash, an unplug), an otp-write-finished event
+ * whose detail is DB_OTP_PROGRAMMED_DETAIL for that key. *out false when no row
  * matches; 0 or -errno. */
 int db_device_secured_with(struct db *db, const char *serial, const char *fingerprint, bool *out);
 
 /* ---- events and audit ------------------------------------------------ */
+
+/* The detail of otp-write-finished when the board reported its key hash
+ * programmed: printf format taking the key fingerprint. */
+#define DB_OTP_PROGRAMMED_DETAIL "key %s: secure boot provision: success"
 
 /* attempt_id <= 0: not tied to an attempt. serial/usb_port/detail may be NULL. */
 int db_event(struct db *db, int64_t attempt_id, const char *serial, const char *usb_port,

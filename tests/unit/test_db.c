@@ -532,12 +532,12 @@ static void test_events_and_names(void **state)
 	}
 	assert_null(db_event_state_name(DB_EVENT__COUNT));
 	assert_int_equal(db_event(fx->db, 0, NULL, NULL, DB_EVENT__COUNT, NULL), -EINVAL);
-	assert_q(fx, "SELECT count(*) FROM events", "18");
+	assert_q(fx, "SELECT count(*) FROM events", "20");
 	assert_q(fx, "SELECT state FROM events ORDER BY id LIMIT 1", "BOOTSTRAP-STARTED");
 	assert_q(fx, "SELECT count(*) FROM events WHERE state IN ('bootstrap-firmware-updated',"
 		 " 'bootstrap-fastboot-initialisation-started', 'PORT-EXCLUDED',"
 		 " 'NAKED-PROVISIONER-ABORTED', 'TRIAGE-FINISHED')", "5");
-	assert_q(fx, "SELECT count(*) FROM events WHERE attempt_id IS NULL", "9");
+	assert_q(fx, "SELECT count(*) FROM events WHERE attempt_id IS NULL", "10");
 	/* The foreign key is enforced. */
 	assert_int_equal(db_event(fx->db, 12345, NULL, NULL, DB_EVENT_TRIAGE_STARTED, NULL),
 			 -EINVAL);
