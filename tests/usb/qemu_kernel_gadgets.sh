@@ -47,9 +47,12 @@ K=${RPI_SB_QEMU_KERNEL:-$top_builddir/tests/usb/kernel}
 if ! ls "$K"/boot/vmlinuz-* >/dev/null 2>&1; then
 	pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
 	[ -n "$pkg" ] || skip "no linux-image package known to apt"
-	mkdir -p "$W/deb" "$K"
+	mkdir -p "$W/deb" "$(dirname "$K")"
 	(cd "$W/deb" && apt-get download "$pkg" >/dev/null 2>&1) || skip "cannot download $pkg"
-	dpkg-deb -x "$W"/deb/linux-image-*.deb "$K"
+	# Unpacked beside the cache, then renamed: an interrupted run leaves no half tree.
+	tmpk=$(mktemp -d "$K.XXXXXX")
+	dpkg-deb -x "$W"/deb/linux-image-*.deb "$tmpk"
+	rm -rf "$K" && mv "$tmpk" "$K"
 fi
 kver=$(ls "$K/lib/modules" | head -1)
 
