@@ -30,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -574,6 +576,10 @@ int cmd_simulate(struct cli *cli, int argc, char **argv)
 	/* What the station writes (database, logs, retrieved device keys, cache)
 	 * is not for other users; doc/security.md states the modes. */
 	umask(027);
+	/* A signing key will be in this process: no core file, no ptrace by
+	 * other processes of this user (key bytes are also MADV_DONTDUMP). */
+	setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	if (ss) {
 		char simdir[PATH_MAX];
 

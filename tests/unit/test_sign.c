@@ -385,6 +385,30 @@ static void test_secmem(void **state)
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(p[i], 0);
 	memset(p, 0x42, 100);
+	/* The mapping holding it is locked (never swapped) and left out of
+	 * core dumps: smaps VmFlags "lo" and "dd". */
+	{
+		FILE *f = fopen("/proc/self/smaps", "r");
+		char line[512];
+		bool in = false, checked = false;
+
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f)) {
+			unsigned long lo, hi;
+
+			if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+				in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+			else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+#ifndef __SANITIZE_ADDRESS__	/* ASan turns mlock() into a no-op */
+				assert_non_null(strstr(line, " lo"));
+#endif
+				assert_non_null(strstr(line, " dd"));
+				checked = true;
+			}
+		}
+		fclose(f);
+		assert_true(checked);
+	}
 	secmem_free(p);
 	secmem_free(NULL);
 }
