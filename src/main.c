@@ -1,15 +1,18 @@
 /* main: global options and the command table of rpi-sb-provisioner.
  *
  * Runs on the main thread only. Global options come before the command:
- *   rpi-sb-provisioner [--root DIR] [--config FILE] COMMAND [ARGS...]
+ *   rpi-sb-provisioner [--root DIR] [--config FILE] [COMMAND [ARGS...]]
+ * With no command on a terminal it opens the dashboard (attach).
  * Every command is one row of the table below; help is generated from it. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/cli.h"
 #include "station/daemon.h"
+#include "../tui/attach.h"
 
 struct command {
 	const char *name;
@@ -19,6 +22,8 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{ "attach", cmd_attach, "attach [--socket P] [--read-only] [--simulate DEVICES]",
+	  "open the dashboard (the default on a terminal); starts the engine if none runs" },
 	{ "cache", cmd_cache, "cache clear", "empty the artefact cache ([paths] cache_dir); audited" },
 	{ "config", cmd_config, "config check|dump|import FILE [-o OUT]|schema --markdown|--ini",
 	  "validate, show or import the station configuration" },
@@ -46,7 +51,7 @@ static const struct command commands[] = {
 
 static void usage(FILE *f, const char *argv0)
 {
-	fprintf(f, "Usage: %s [--root DIR] [--config FILE] COMMAND [ARGS...]\n\n"
+	fprintf(f, "Usage: %s [--root DIR] [--config FILE] [COMMAND [ARGS...]]\n\n"
 		"Provision Raspberry Pi boards: secure boot, encrypted storage, OS image, records.\n\n"
 		"Global options:\n"
 		"  --root DIR      relocate every default path (etc, srv, log, run) under DIR\n"
@@ -83,9 +88,18 @@ int main(int argc, char **argv)
 		default: usage(stderr, argv[0]); return EXIT_USAGE;
 		}
 	}
-	if (optind >= argc) {
+	if (optind >= argc && !isatty(STDIN_FILENO)) {
 		usage(stderr, argv[0]);
 		return EXIT_USAGE;
+	}
+	if (optind >= argc) {
+		/* No command on a terminal: the dashboard. */
+		static char attach_name[] = "attach";
+		static char *attach_argv[] = { attach_name, NULL };
+
+		argc = 1;
+		argv = attach_argv;
+		optind = 0;
 	}
 	if (paths_init(&cli.paths, root) < 0) {
 		fprintf(stderr, "%s: out of memory\n", argv[0]);

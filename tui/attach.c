@@ -28,8 +28,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "tui/attach.h"
-#include "tui/tui.h"
+#include "attach.h"
+#include "tui.h"
 
 #define PAINT_MIN_NS 100000000ull     /* at most ten paints a second */
 #define SPAWN_WAIT_MS 60000           /* an ASan engine on a loaded machine is slow */
@@ -544,7 +544,8 @@ int cmd_attach(struct cli *cli, int argc, char **argv)
 	if (sock) {
 		snprintf(t.socket_path, sizeof(t.socket_path), "%s", sock);
 	} else {
-		char *p = path_join(cli->paths.run, t.simulate[0] ? "control-simulate" : "control");
+		char *p = t.simulate[0] ? path_join(cli->paths.run, "control-simulate")
+					: ctl_socket_path(&cli->paths);
 
 		if (!p)
 			return EXIT_FAILED;

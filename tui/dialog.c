@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tui/tui.h"
+#include "tui.h"
 
 void dialog_open(struct tui *t, enum dialog_kind kind, const char *title, const char *choices,
 		 dialog_fn done, const char *fmt, ...)

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <wchar.h>
 
-#include "tui/tui.h"
+#include "tui.h"
 
 static int attrs[TUI_ATTR_COUNT];
 

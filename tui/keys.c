@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tui/tui.h"
+#include "tui.h"
 
 #define CMD_TIMEOUT_MS 30000
 
@@ -538,8 +538,14 @@ void keys_help_rows(struct tui *t, struct text_list *out)
 		if (k->views == SUBVIEWS) {
 			snprintf(where, sizeof(where), "views");
 		} else if (k->views != VIEWS_ALL) {
+			unsigned rest = k->views;
+
+			if ((rest & LISTS) == LISTS) {
+				snprintf(where, sizeof(where), "lists");
+				rest &= ~(unsigned)LISTS;
+			}
 			for (int w = 0; w < VIEW_COUNT; w++)
-				if (k->views & VIEW_BIT(w)) {
+				if (rest & VIEW_BIT(w)) {
 					size_t n = strlen(where);
 
 					snprintf(where + n, sizeof(where) - n, "%s%s", n ? "," : "",
@@ -547,6 +553,6 @@ void keys_help_rows(struct tui *t, struct text_list *out)
 				}
 		}
 		text_list_add(out, (k->views & VIEW_BIT(v)) ? TUI_ATTR_NORMAL : TUI_ATTR_MUTED,
-			      "  %-8s %-58s %s", k->names, k->help, where);
+			      "  %-8s %-57s %s", k->names, k->help, where);
 	}
 }

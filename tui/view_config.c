@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 #include "records/hooks.h"
-#include "tui/tui.h"
+#include "tui.h"
 
 static void problems_rows(const struct config_problems *p, struct text_list *out)
 {

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tui/tui.h"
+#include "tui.h"
 
 #define TILE_MIN_W 38
 #define TILE_H 5
@@ -270,7 +270,6 @@ void status_draw(struct tui *t, int y)
 	seg(t, TUI_ATTR_NORMAL, " | key %s | ", buf);
 	seg(t, in->otp_armed ? TUI_ATTR_ARMED : TUI_ATTR_NORMAL, "%s",
 	    in->otp_armed ? " OTP ARMED " : "OTP disarmed");
-	seg(t, TUI_ATTR_NORMAL, " | station %s", in->station_id[0] ? in->station_id : "-");
 	if (in->read_only)
 		seg(t, TUI_ATTR_WARN, " %s", "READ-ONLY");
 
@@ -287,6 +286,7 @@ void status_draw(struct tui *t, int y)
 		seg(t, TUI_ATTR_BUSY, "  in progress %u", busy);
 		seg(t, TUI_ATTR_NORMAL, "  %.1f boards/h", bph);
 	}
+	seg(t, TUI_ATTR_NORMAL, "  station %s", in->station_id[0] ? in->station_id : "-");
 	if (in->events_dropped)
 		seg(t, TUI_ATTR_WARN, "  %llu events dropped", in->events_dropped);
 	for (unsigned i = 0; i < in->n_warnings && i < 8; i++)

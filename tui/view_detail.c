@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "records/flags.h"
-#include "tui/tui.h"
+#include "tui.h"
 
 #define DETAIL_DB_REFRESH_NS 3000000000ull
 

@@ -20,13 +20,13 @@
 #include <sys/stat.h>
 
 #include "config/goldimage.h"
-#include "tui/tui.h"
+#include "tui.h"
 
 #define HASH_NOTIFY_NS 200000000ull
 #define IMAGES_MAX 64
 
 struct image_entry {
-	char path[1024];
+	char path[1300];
 	uint64_t size;
 	char type[64];
 	/* published by the hasher under mu */

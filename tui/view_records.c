@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "tui/tui.h"
+#include "tui.h"
 
 #define RECORDS_MAX 5000
 
@@ -44,7 +44,7 @@ int records_load(struct tui *t)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	char err[512], like[48];
+	char err[1400], like[48];
 	int rc;
 	size_t n = 0;
 
@@ -109,7 +109,7 @@ void records_board_rows(struct tui *t, const char *serial, const char *port, str
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
-	char err[512];
+	char err[1400];
 
 	if (db_open_ro(t, &db, err, sizeof(err)) < 0) {
 		text_list_add(out, TUI_ATTR_MUTED, "database: %s", err);
