@@ -386,7 +386,7 @@ static int key_otp(struct tui *t, int ch)
 	dialog_open(t, DIALOG_INPUT, "ARM OTP: permanent", NULL, arm_done,
 		    "Armed, secure-boot burns the hash of this key into every board's\n"
 		    "OTP, for good: a board then only boots images signed with it.\n"
-		    "Key fingerprint: %s\n"
+		    "Key fingerprint:\n%s\n"
 		    "Type at least its last 8 hex digits to arm:", in->key_fingerprint);
 	return KEY_RESULT_REDRAW;
 }
