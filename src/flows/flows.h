@@ -28,11 +28,22 @@ struct flow_board;
 
 enum flow_hold { FLOW_HOLD_NONE, FLOW_HOLD_AFTER_BOOTSTRAP, FLOW_HOLD_AFTER_TRIAGE };
 
+/* What the per-board hooks changed in this board's root file system: the
+ * entries added, changed or removed (absolute paths, "/" for the top,
+ * sorted) and the directory tree holding what each should now be (absent
+ * there: removed). */
+struct flow_root_changes {
+	const char *tree;
+	const char *const *paths;
+	size_t npaths;
+};
+
 /* What a board's verification found beyond the gadget's own answers; the
- * simulator plugs in its virtual first boot here. 0 = passed, else -errno
- * with @why filled. */
+ * simulator plugs in its virtual first boot here. @changes: NULL when no
+ * hook changed the root (it must then be the gold image's). 0 = passed,
+ * else -errno with @why filled. */
 typedef int (*flow_verify_fn)(void *usrptr, struct job *job, const char *serial16,
-			      char *why, size_t whylen);
+			      const struct flow_root_changes *changes, char *why, size_t whylen);
 
 struct flow_ctx {
 	const struct config *cfg;

@@ -625,20 +625,28 @@ int flow_provision(struct flow_board *fb, struct transport *gadget)
 			goto out;
 	}
 	timing_log(&p, "verify");
-	/* What was written is verified: the per-board copy can go. */
-	pipeline_board_close(board);
-	board = NULL;
 	fb_oem(&p.f, "led PWR 0", 10000, NULL, NULL, 0);
 	fb_fini(&p.f);
 	transport_close(gadget);
 	gadget = NULL;
 	if (fb->ctx->verify) {
+		struct flow_root_changes rc = { 0 };
 		char why[512] = "";
 
-		r = fb->ctx->verify(fb->ctx->verify_usrptr, fb->job, fb->serial16, why, sizeof(why));
+		/* The per-board root tree stays until here: the extra
+		 * verification checks the hooks' changes against it. */
+		if (board) {
+			rc.tree = pipeline_board_root_dir(board);
+			rc.paths = pipeline_board_root_changes(board, &rc.npaths);
+		}
+		r = fb->ctx->verify(fb->ctx->verify_usrptr, fb->job, fb->serial16,
+				    rc.npaths ? &rc : NULL, why, sizeof(why));
 		if (r < 0)
 			job_fail(fb->job, r, "verification failed: %s", why);
 	}
+	/* What was written is verified: the per-board copy can go. */
+	pipeline_board_close(board);
+	board = NULL;
 	if (r == 0)
 		r = record(fb, m);
 	if (r == 0)

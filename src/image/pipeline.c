@@ -1184,7 +1184,36 @@ struct pipeline_board {
 	char *cmds_path;
 	struct art_err *err;
 	struct pipeline_board_stats stats;
+	char **root_paths;		/* what the hooks changed in the root: "/etc/x" */
+	size_t nroot_paths;
 };
+
+/* Collects the root tree's changed paths, "/" + path (the top is "/"), in
+ * the snapshots' (sorted) order. */
+static int collect_change(void *usr, const struct tree_entry *before,
+			  const struct tree_entry *after)
+{
+	struct pipeline_board *b = usr;
+	const char *rel = after ? after->path : before->path;
+	char **v = realloc(b->root_paths, (b->nroot_paths + 1) * sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	b->root_paths = v;
+	if (asprintf(&v[b->nroot_paths], "/%s", rel) < 0)
+		return -ENOMEM;
+	b->nroot_paths++;
+	return 0;
+}
+
+static void root_paths_free(struct pipeline_board *b)
+{
+	for (size_t i = 0; i < b->nroot_paths; i++)
+		free(b->root_paths[i]);
+	free(b->root_paths);
+	b->root_paths = NULL;
+	b->nroot_paths = 0;
+}
 
 static double now_s(void)
 {
@@ -1367,6 +1396,12 @@ const char *pipeline_board_root_dir(const struct pipeline_board *b)
 const struct pipeline_board_stats *pipeline_board_stats(const struct pipeline_board *b)
 {
 	return &b->stats;
+}
+
+const char *const *pipeline_board_root_changes(const struct pipeline_board *b, size_t *n)
+{
+	*n = b->nroot_paths;
+	return (const char *const *)b->root_paths;
 }
 
 /* Names debugfs can take between double quotes. */
@@ -1581,6 +1616,7 @@ int pipeline_board_commit(struct pipeline_board *b, struct pipeline_outputs *out
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	root_paths_free(b);
 	rc = snap_take(b->boot_dir, &boot_after, err);
 	if (!rc)
 		rc = snap_take(b->root_dir, &root_after, err);
@@ -1588,7 +1624,7 @@ int pipeline_board_commit(struct pipeline_board *b, struct pipeline_outputs *out
 		goto out;
 	rc = snap_diff(&b->boot_snap, &boot_after, count_change, NULL, &b->stats.boot_changes);
 	if (!rc)
-		rc = snap_diff(&b->root_snap, &root_after, count_change, NULL,
+		rc = snap_diff(&b->root_snap, &root_after, collect_change, b,
 			       &b->stats.root_changes);
 	b->stats.boot_changed = b->stats.boot_changes > 0;
 	b->stats.root_changed = b->stats.root_changes > 0;
@@ -1697,6 +1733,7 @@ void pipeline_board_close(struct pipeline_board *b)
 		cache_remove_tree(b->work);
 	snap_free(&b->boot_snap);
 	snap_free(&b->root_snap);
+	root_paths_free(b);
 	pipeline_outputs_free(&b->base);
 	free(b->work);
 	free(b->boot_dir);

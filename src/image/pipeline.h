@@ -124,7 +124,8 @@ int image_pipeline_naked_custom(const struct pipeline_inputs *in, pipeline_root_
  *                           root tree's changes written in (debugfs -w) when
  *                           it changed; else a copy of @base_root.
  *   pipeline_board_close()  deletes the work dir and what was built there
- *                           (call it after flashing).
+ *                           (call it after flashing, and after anything that
+ *                           checks the board against the root tree).
  * Untouched trees cost nothing more than their extraction. */
 struct pipeline_board;
 
@@ -143,6 +144,12 @@ int pipeline_board_commit(struct pipeline_board *b, struct pipeline_outputs *out
 int pipeline_board_commit_root(struct pipeline_board *b, const struct pipeline_outputs *base_root,
 			       struct pipeline_outputs *out, struct art_err *err);
 const struct pipeline_board_stats *pipeline_board_stats(const struct pipeline_board *b);
+/* After pipeline_board_commit(): the root tree's entries the hooks added,
+ * changed or removed, as absolute paths in the root file system ("/" for its
+ * top), sorted; *@n of them (0 when the root is untouched). What each should
+ * now be is under pipeline_board_root_dir() (absent there: removed). Valid
+ * until the next commit or pipeline_board_close(). */
+const char *const *pipeline_board_root_changes(const struct pipeline_board *b, size_t *n);
 void pipeline_board_close(struct pipeline_board *b);
 
 /* A pipeline_sign_fn over a struct signer (artefacts/sign.h): @usr is the

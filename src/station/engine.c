@@ -34,11 +34,15 @@
 #endif
 
 /* The verify hook: take the board off the bus and power it on from its own
- * EEPROM and storage, as the first boot at the customer would. */
-static int engine_verify(void *usrptr, struct job *job, const char *serial16, char *why, size_t len)
+ * EEPROM and storage, as the first boot at the customer would. The root must
+ * be the gold image's except exactly what the per-board hooks changed, which
+ * must be what the hooks left in this board's tree. */
+static int engine_verify(void *usrptr, struct job *job, const char *serial16,
+			 const struct flow_root_changes *changes, char *why, size_t len)
 {
 	struct engine *s = usrptr;
 	struct engine_board *sb = NULL;
+	struct vpi_firstboot_expect x = { 0 };
 	int r;
 
 	(void)serial16;
@@ -52,14 +56,21 @@ static int engine_verify(void *usrptr, struct job *job, const char *serial16, ch
 		return -ENODEV;
 	}
 	vpi_bus_detach(s->bus, sb->port);
-	r = vpi_board_power_on(sb->b, s->gold, &sb->fbr);
+	if (changes) {
+		x.tree = changes->tree;
+		x.paths = changes->paths;
+		x.npaths = changes->npaths;
+	}
+	r = vpi_board_power_on_expect(sb->b, s->gold, changes ? &x : NULL, &sb->fbr);
 	if (r < 0) {
 		snprintf(why, len, "the virtual first boot could not run: %s", strerror(-r));
 		return r;
 	}
-	blog(job_log(job), BLOG_PROVISIONER, "virtual first boot: %s%s%s (%llu entries compared)",
+	blog(job_log(job), BLOG_PROVISIONER, "virtual first boot: %s%s%s (%llu entries compared, "
+	     "%llu changed by the hooks checked against their tree)",
 	     sb->fbr.pass ? "pass" : "FAIL", sb->fbr.pass ? "" : ": ", sb->fbr.reason,
-	     (unsigned long long)sb->fbr.entries_compared);
+	     (unsigned long long)sb->fbr.entries_compared,
+	     (unsigned long long)sb->fbr.entries_expected);
 	sb->verified = sb->fbr.pass;
 	if (!sb->fbr.pass) {
 		snprintf(why, len, "virtual first boot: %s", sb->fbr.reason);

@@ -15,6 +15,7 @@
 #include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -616,52 +617,212 @@ static int entry_cmp(const void *a, const void *b)
 	return strcmp(((const struct entry *)a)->path, ((const struct entry *)b)->path);
 }
 
-/* Compare two trees; describe the first difference. */
-static bool tree_equal(struct tree *a, struct tree *g, char *why, size_t whylen)
+/* ---- the station's customisation: listed paths against its tree -------- */
+
+static int pstr_cmp(const void *a, const void *b)
 {
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool listed(const struct vpi_firstboot_expect *x, char *const *sorted, const char *path)
+{
+	return x && x->npaths && bsearch(&path, sorted, x->npaths, sizeof(*sorted), pstr_cmp);
+}
+
+static const struct entry *tree_find(const struct tree *t, const char *path)
+{
+	struct entry key = { .path = (char *)(uintptr_t)path };
+
+	return bsearch(&key, t->v, t->n, sizeof(*t->v), entry_cmp);
+}
+
+/* SHA-256 and size of what @full holds on this host: a regular file's
+ * contents or a symlink's target (what the board's inode must hold). */
+static int host_hash(const char *full, const struct stat *st, uint8_t out[32], uint64_t *size)
+{
+	if (S_ISLNK(st->st_mode)) {
+		char target[4096];
+		ssize_t n = readlink(full, target, sizeof(target));
+
+		if (n < 0)
+			return -errno;
+		if ((size_t)n == sizeof(target))
+			return -ENAMETOOLONG;
+		*size = (uint64_t)n;
+		mbedtls_sha256_ret((const unsigned char *)target, (size_t)n, out, 0);
+		return 0;
+	}
+	mbedtls_sha256_context c;
+	uint8_t buf[65536];
+	int fd = open(full, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), r = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	*size = 0;
+	mbedtls_sha256_init(&c);
+	mbedtls_sha256_starts_ret(&c, 0);
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			break;
+		}
+		mbedtls_sha256_update_ret(&c, buf, (size_t)n);
+		*size += (uint64_t)n;
+	}
+	mbedtls_sha256_finish_ret(&c, out);
+	mbedtls_sha256_free(&c);
+	close(fd);
+	return r;
+}
+
+/* Each listed path on the board (@a) against @x->tree; @g gives the gold
+ * image's xattrs. Describe the first difference. */
+static bool expected_equal(const struct tree *a, const struct tree *g,
+			   const struct vpi_firstboot_expect *x, char *why, size_t whylen)
+{
+	for (size_t k = 0; k < x->npaths; k++) {
+		const char *path = x->paths[k];
+		const struct entry *e = tree_find(a, path), *ge = tree_find(g, path);
+		char *full = NULL;
+		struct stat st;
+		uint8_t h[32];
+		uint64_t size = 0;
+		int r;
+
+		if (path[0] != '/' || asprintf(&full, "%s%s", x->tree, path) < 0) {
+			snprintf(why, whylen, "%s: not a path the station could have changed", path);
+			return false;
+		}
+		r = lstat(full, &st) == 0 ? 0 : -errno;
+		if (r == -ENOENT) {
+			free(full);
+			if (e) {
+				snprintf(why, whylen, "%s: removed by the station's hooks but on the "
+					 "board", path);
+				return false;
+			}
+			continue;
+		}
+		if (r == 0 && !e) {
+			snprintf(why, whylen, "%s: written by the station's hooks but missing on "
+				 "the board", path);
+			free(full);
+			return false;
+		}
+		/* The top directory's own inode is not read by the walk (it
+		 * is the same synthetic entry on both sides): its type only. */
+		if (r == 0 && strcmp(path, "/") != 0) {
+			if (e->mode != (unsigned long)st.st_mode) {
+				snprintf(why, whylen, "%s: mode %lo, the station's hooks made it %lo",
+					 path, e->mode, (unsigned long)st.st_mode);
+				r = -EINVAL;
+			} else if (e->uid != (unsigned long)st.st_uid ||
+				   e->gid != (unsigned long)st.st_gid) {
+				snprintf(why, whylen, "%s: owner %lu:%lu, the station's hooks made it "
+					 "%lu:%lu", path, e->uid, e->gid, (unsigned long)st.st_uid,
+					 (unsigned long)st.st_gid);
+				r = -EINVAL;
+			}
+		} else if (r == 0 && !S_ISDIR(st.st_mode)) {
+			snprintf(why, whylen, "/: not a directory in the station's tree");
+			r = -EINVAL;
+		}
+		if (r == 0 && (S_ISREG(st.st_mode) || S_ISLNK(st.st_mode))) {
+			r = host_hash(full, &st, h, &size);
+			if (r == 0 && (e->size != size || memcmp(e->hash, h, 32) != 0)) {
+				snprintf(why, whylen, "%s: contents differ from what the station's hooks "
+					 "wrote (size %" PRIu64 " vs %" PRIu64 ")", path, e->size, size);
+				r = -EINVAL;
+			}
+		}
+		if (r == 0 && e->xattrs && e->xattrs[0] &&
+		    !(ge && ge->xattrs && strcmp(e->xattrs, ge->xattrs) == 0)) {
+			snprintf(why, whylen, "%s: extended attributes neither the gold image's nor "
+				 "none", path);
+			r = -EINVAL;
+		}
+		if (r < 0 && r != -EINVAL)
+			snprintf(why, whylen, "%s: cannot read the station's tree at %s (%s)", path,
+				 full, strerror(-r));
+		free(full);
+		if (r < 0)
+			return false;
+	}
+	return true;
+}
+
+/* Compare two trees, the board's (@a) and the gold image's (@g), the paths
+ * @x lists against its tree instead; describe the first difference. */
+static bool tree_equal(struct tree *a, struct tree *g, const struct vpi_firstboot_expect *x,
+		       char *why, size_t whylen)
+{
+	char **sorted = NULL;
 	size_t i = 0, j = 0;
+	bool ok = true;
 
 	qsort(a->v, a->n, sizeof(*a->v), entry_cmp);
 	qsort(g->v, g->n, sizeof(*g->v), entry_cmp);
-	while (i < a->n || j < g->n) {
+	if (x && x->npaths) {
+		sorted = malloc(x->npaths * sizeof(*sorted));
+		if (!sorted) {
+			snprintf(why, whylen, "out of memory");
+			return false;
+		}
+		memcpy(sorted, x->paths, x->npaths * sizeof(*sorted));
+		qsort(sorted, x->npaths, sizeof(*sorted), pstr_cmp);
+		if (!expected_equal(a, g, x, why, whylen))
+			ok = false;
+	}
+	while (ok && (i < a->n || j < g->n)) {
 		int c = i >= a->n ? 1 : j >= g->n ? -1 : strcmp(a->v[i].path, g->v[j].path);
+		const char *path = c <= 0 ? a->v[i].path : g->v[j].path;
+
+		if (listed(x, sorted, path)) {   /* checked against the station's tree */
+			i += c <= 0;
+			j += c >= 0;
+			continue;
+		}
 		if (c < 0) {
 			snprintf(why, whylen, "%s: on the board but not in the gold image", a->v[i].path);
-			return false;
+			ok = false;
+			break;
 		}
 		if (c > 0) {
 			snprintf(why, whylen, "%s: in the gold image but missing on the board",
 				 g->v[j].path);
-			return false;
+			ok = false;
+			break;
 		}
 		{
-			const struct entry *x = &a->v[i], *y = &g->v[j];
+			const struct entry *e = &a->v[i], *y = &g->v[j];
 			bool dir = (y->mode & 0170000) == 0040000;
-			if (x->mode != y->mode) {
-				snprintf(why, whylen, "%s: mode %lo, gold image %lo", x->path, x->mode,
+
+			ok = false;
+			if (e->mode != y->mode)
+				snprintf(why, whylen, "%s: mode %lo, gold image %lo", e->path, e->mode,
 					 y->mode);
-				return false;
-			}
-			if (x->uid != y->uid || x->gid != y->gid) {
-				snprintf(why, whylen, "%s: owner %lu:%lu, gold image %lu:%lu", x->path,
-					 x->uid, x->gid, y->uid, y->gid);
-				return false;
-			}
-			if (!dir && (x->size != y->size || memcmp(x->hash, y->hash, 32) != 0)) {
+			else if (e->uid != y->uid || e->gid != y->gid)
+				snprintf(why, whylen, "%s: owner %lu:%lu, gold image %lu:%lu", e->path,
+					 e->uid, e->gid, y->uid, y->gid);
+			else if (!dir && (e->size != y->size || memcmp(e->hash, y->hash, 32) != 0))
 				snprintf(why, whylen, "%s: contents differ from the gold image "
-					 "(size %" PRIu64 " vs %" PRIu64 ")", x->path, x->size, y->size);
-				return false;
-			}
-			if (strcmp(x->xattrs ? x->xattrs : "", y->xattrs ? y->xattrs : "") != 0) {
+					 "(size %" PRIu64 " vs %" PRIu64 ")", e->path, e->size, y->size);
+			else if (strcmp(e->xattrs ? e->xattrs : "", y->xattrs ? y->xattrs : "") != 0)
 				snprintf(why, whylen, "%s: extended attributes differ from the gold "
-					 "image", x->path);
-				return false;
-			}
+					 "image", e->path);
+			else
+				ok = true;
+			if (!ok)
+				break;
 		}
 		i++;
 		j++;
 	}
-	return true;
+	free(sorted);
+	return ok;
 }
 
 /* ---- boot partition (FAT) via mtools ----------------------------------- */
@@ -797,6 +958,12 @@ static bool is_luks(int fd, uint64_t off)
 
 int vpi_board_power_on(struct vpi_board *b, const char *gold_image, struct vpi_firstboot_report *rep)
 {
+	return vpi_board_power_on_expect(b, gold_image, NULL, rep);
+}
+
+int vpi_board_power_on_expect(struct vpi_board *b, const char *gold_image,
+			      const struct vpi_firstboot_expect *x, struct vpi_firstboot_report *rep)
+{
 	const char *storage = vpi_board_storage_path(b);
 	char tmpdir[] = "/tmp/vpi-firstboot-XXXXXX";
 	char *board_root = NULL, *gold_root = NULL, err[300] = "";
@@ -885,7 +1052,8 @@ int vpi_board_power_on(struct vpi_board *b, const char *gold_image, struct vpi_f
 		goto verdict;
 	}
 	rep->entries_compared = gt.n;
-	rep->tree_ok = tree_equal(&bt, &gt, err, sizeof(err));
+	rep->entries_expected = x ? x->npaths : 0;
+	rep->tree_ok = tree_equal(&bt, &gt, x, err, sizeof(err));
 	if (!rep->tree_ok)
 		fail(rep, "root file system: %s", err);
 verdict:

@@ -7,7 +7,11 @@ source "$top_srcdir/tests/integration/image_common.sh"
 GOLD="$T/gold.img"
 CACHE="$T/cache"
 IRD="$T/cryptroot.cpio.zst"
-KEY="$SHARED_DIR/fixtures/rpi-firmware/example-private.pem"
+# The key loader refuses a private key others can read (the shared fixture
+# is 0444): a private 0600 copy.
+KEY="$T/example-private.pem"
+(umask 077 && cp "$SHARED_DIR/fixtures/rpi-firmware/example-private.pem" "$KEY") &&
+	chmod 0600 "$KEY" || fail "cannot make a private copy of the example key"
 PUB="$SHARED_DIR/fixtures/rpi-firmware/example-public.pem"
 make_gold "$GOLD" 64
 "$top_srcdir/scripts/make-standin-initramfs.sh" "$IRD"

@@ -12,10 +12,12 @@
 # nothing else. Then the hooks are disabled (chmod -x): no per-board copy,
 # the cached artefacts are flashed and the virtual first boot passes.
 #
-# The virtual first boot compares the board's root with the gold image's and
-# knows nothing of customisation: a board whose root a hook changed fails it
-# naming /etc/board-serial (asserted below: it proves the encrypted root was
-# unlocked and walked as far as the hook's file). See doc/provisioning.md.
+# The virtual first boot gets the paths the hooks changed and this board's
+# tree: every hooked board must pass it (its root = the gold root except
+# exactly those paths, each equal to the hook's tree), get its devices row
+# and run its post-flash hook. Negative: a hooked board whose storage got a
+# bit flipped in /etc/hostname (a file no hook touched) fails and gets no
+# row and no post-flash hook. See doc/provisioning.md.
 . "$top_srcdir/tests/integration/lib.sh"
 export RPI_SB_VPI_FIRMWARE="$SHARED_DIR/fixtures/rpi-firmware"
 printf 'leak:libcrypto.so\n' >"$T/lsan.supp"
@@ -40,8 +42,14 @@ set -e
 [ -f "$1/board-serial.txt" ] || { echo "bootfs-mounted did not run first"; exit 1; }
 printf '%s\n' "$SERIAL" >"$2/etc/board-serial"
 EOF
+	cat >"$scripts/$prov-provisioner-post-flash.sh" <<EOF
+#!/bin/sh
+printf '%s\n' "\$SERIAL" >>"$T/post-flash.log"
+EOF
 done
 chmod +x "$scripts"/*.sh
+q() { sqlite3 "$sim/manufacturing.db" "$1"; }
+devrows() { q "SELECT count(*) FROM devices WHERE serial IN ('$1', '${1: -8}')"; }
 
 part() { # part IMG N FIELD: sectors of partition N (1-based) from sfdisk -J
 	sfdisk -J "$1" | python3 -c "import json,sys; print(json.load(sys.stdin)['partitiontable']['partitions'][$2 - 1]['$3'])"
@@ -87,14 +95,24 @@ check_boot_file() {
 	pass "$port: the boot files on the board hold the hook's board-serial.txt ($got)"
 }
 
-# run_hooked CONFIG DEVICES: one run with the hooks; each board must fail
-# its virtual first boot only on the hook's file (see the header).
+# run_hooked CONFIG DEVICES: one run with the hooks; every board must pass,
+# its virtual first boot included, with the hooks' root changes (/etc and
+# /etc/board-serial) checked against its tree, be recorded (devices row)
+# and run the post-flash hook.
 run_hooked() {
-	expect_rc 1 rsb ${1:+--config "$1"} simulate --devices "$2" --until-done --headless
-	local n
-	n=$(grep -c '^board 9-' <<<"$OUT")
-	[ "$(grep -c 'FAIL: verify: verification failed: virtual first boot: root file system: /etc/board-serial: on the board but not in the gold image$' <<<"$OUT")" = "$n" ] \
-		|| { printf '%s\n' "$OUT" >&2; fail "a board failed otherwise than on the hook's /etc/board-serial"; }
+	: >"$T/post-flash.log"
+	expect_rc 0 rsb ${1:+--config "$1"} simulate --devices "$2" --until-done --headless
+	local port model serial log
+	for port in $(grep -o '^board 9-[0-9]*' <<<"$OUT" | cut -d' ' -f2); do
+		read -r model serial <<<"$(board_of "$port")"
+		grep -Eq "^board $port +$model +$serial PASS$" <<<"$OUT" || fail "$port did not pass"
+		log="$sim/log/$serial/provisioner.log"
+		grep -q 'virtual first boot: pass (.* 2 changed by the hooks checked against their tree)' "$log" \
+			|| fail "$port: the first boot did not check the hooks' 2 root changes: $(grep 'virtual first boot' "$log")"
+		[ "$(devrows "$serial")" = 1 ] || fail "$port: no devices row for $serial"
+		grep -qx "$serial" "$T/post-flash.log" || fail "$port: the post-flash hook did not run for $serial"
+	done
+	pass "hooked boards ($2) passed their virtual first boot ($(grep -o 'virtual first boot: pass.*' "$log")), got a devices row and the post-flash hook"
 }
 
 board_of() { grep -E "^board $1 " <<<"$OUT" | awk '{print $3, $4}'; }
@@ -162,6 +180,28 @@ for port in 9-1 9-2; do
 	rm -f "$T"/*.raw
 done
 
+# ---- negative: storage differs where no hook wrote ----------------------------
+# A bit of /etc/hostname (no hook touches it) flips on its way to board 2's
+# storage: that board fails (no devices row, no post-flash hook), board 1
+# beside it passes.
+gold="$sim/images/gold.img"
+g2=$(part "$gold" 2 start)
+bs=$(dumpe2fs -h "$gold?offset=$((g2 * 512))" 2>/dev/null | sed -n 's/^Block size: *//p')
+blk=$(debugfs -R "bmap /etc/hostname 0" "$gold?offset=$((g2 * 512))" 2>/dev/null)
+[ -n "$bs" ] && [ "${blk:-0}" -gt 0 ] || fail "cannot locate /etc/hostname in the gold image"
+rm -rf "$sim/boards"
+: >"$T/post-flash.log"
+expect_rc 1 rsb --config "$T/naked.ini" simulate --devices pi5:2 --until-done --headless \
+	--fault "2=bitflip:offset=$((g2 * 512 + blk * bs + 3))"
+expect_out '^board 9-1 +pi5 +[0-9a-f]{16} PASS$'
+expect_out '^board 9-2 +pi5 +[0-9a-f]{16} FAIL: verify: '
+read -r model serial <<<"$(board_of 9-2)"
+[ "$(devrows "$serial")" = 0 ] || fail "the bit-flipped board got a devices row"
+! grep -qx "$serial" "$T/post-flash.log" || fail "the post-flash hook ran for the bit-flipped board"
+read -r model serial1 <<<"$(board_of 9-1)"
+[ "$(devrows "$serial1")" = 1 ] && grep -qx "$serial1" "$T/post-flash.log" || fail "the board beside it was not recorded"
+pass "a hooked board whose /etc/hostname differs fails ($(sed -n 's/^board 9-2 .* FAIL: //p' <<<"$OUT")); the one beside it passed"
+
 # ---- hooks disabled: nothing per board ---------------------------------------
 chmod -x "$scripts"/*-mounted.sh
 expect_rc 0 rsb --config "$T/naked.ini" simulate --devices pi5:1 --until-done --headless
@@ -169,5 +209,10 @@ expect_out '^board 9-1 +pi5 .* PASS$'
 read -r model serial <<<"$(board_of 9-1)"
 log="$sim/log/$serial/provisioner.log"
 [ "$(grep -c 'per-board copy' "$log")" = 1 ] || fail "a per-board copy was made with the hooks disabled"
-tail -n 30 "$log" | grep -q "flash mmcblk0 <- $sim/cache/.*/disk.simg" || fail "with no hooks, the cached disk image must be flashed"
+last=$(grep 'flash mmcblk0 <- ' "$log" | tail -1)
+case "$last" in
+*"<- $sim/cache/staging/"*) fail "with no hooks, a per-board disk image was flashed: $last" ;;
+*"<- $sim/cache/"*/disk.simg" ("*) ;;
+*) fail "with no hooks, the cached disk image must be flashed: $last" ;;
+esac
 pass "with the hooks disabled the cached image is flashed and the virtual first boot passes"

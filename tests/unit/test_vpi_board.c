@@ -360,6 +360,80 @@ static void test_firstboot_plain(void **state)
 	free(d);
 }
 
+/* The station's per-board hooks changed the root: exactly the listed paths
+ * may differ from the gold image, and each must be what the station's tree
+ * holds. */
+static void test_firstboot_expect(void **state)
+{
+	char *d = tl_tmpdir(), *gold = NULL, *tree = NULL;
+	const char *paths[] = { "/etc/board-serial" }, *removed[] = { "/etc/board-serial",
+								      "/etc/gone" };
+	struct vpi_firstboot_expect x = { NULL, paths, 1 };
+	struct vpi_board *b;
+	struct vpi_firstboot_report r;
+
+	(void)state;
+	make_gold(d);
+	assert_true(asprintf(&gold, "%s/gold.img", d) > 0);
+	assert_true(asprintf(&tree, "%s/tree", d) > 0);
+	x.tree = tree;
+	b = fb_board(d, "pi4");
+	/* the board: the gold image plus /etc/board-serial; the station's tree
+	 * holds the same file */
+	sh("cd %s && cp --sparse=always gold.img %s && truncate -s 128M %s && "
+	   "printf 'c0ffee01\\n' > serial && chmod 0640 serial && mkdir -p tree/etc && "
+	   "cp -p serial tree/etc/board-serial && cp root.ext4 r4.ext4 && "
+	   "debugfs -w -R 'write serial /etc/board-serial' r4.ext4 >/dev/null 2>&1 && "
+	   "debugfs -w -R 'sif /etc/board-serial mode 0100640' r4.ext4 >/dev/null 2>&1 && "
+	   "dd if=r4.ext4 of=%s bs=1M seek=17 conv=notrunc 2>/dev/null", d,
+	   vpi_board_storage_path(b), vpi_board_storage_path(b), vpi_board_storage_path(b));
+	/* not listed: the gold comparison names it */
+	assert_int_equal(vpi_board_power_on(b, gold, &r), 0);
+	assert_false(r.pass);
+	assert_non_null(strstr(r.reason, "/etc/board-serial: on the board but not in the gold"));
+	/* listed and equal to the tree: passes */
+	assert_int_equal(vpi_board_power_on_expect(b, gold, &x, &r), 0);
+	if (!r.pass)
+		fail_msg("first boot with the hook's file listed failed: %s", r.reason);
+	assert_int_equal(r.entries_expected, 1);
+	/* the tree holds other contents: the board is not what the hook made */
+	sh("cd %s && printf 'c0ffee02\\n' > tree/etc/board-serial", d);
+	assert_int_equal(vpi_board_power_on_expect(b, gold, &x, &r), 0);
+	assert_false(r.pass);
+	assert_non_null(strstr(r.reason, "/etc/board-serial: contents differ from what the "
+			       "station's hooks wrote"));
+	/* another mode in the tree */
+	sh("cd %s && cp -p serial tree/etc/board-serial && chmod 0600 tree/etc/board-serial", d);
+	assert_int_equal(vpi_board_power_on_expect(b, gold, &x, &r), 0);
+	assert_false(r.pass);
+	assert_non_null(strstr(r.reason, "/etc/board-serial: mode 100640"));
+	/* removed in the tree, still on the board */
+	sh("cd %s && rm tree/etc/board-serial", d);
+	assert_int_equal(vpi_board_power_on_expect(b, gold, &x, &r), 0);
+	assert_false(r.pass);
+	assert_non_null(strstr(r.reason, "removed by the station's hooks but on the board"));
+	/* a listed removal absent on both sides is fine; the file back */
+	sh("cd %s && cp -p serial tree/etc/board-serial", d);
+	x.paths = removed;
+	x.npaths = 2;
+	assert_int_equal(vpi_board_power_on_expect(b, gold, &x, &r), 0);
+	if (!r.pass)
+		fail_msg("first boot with a listed removal failed: %s", r.reason);
+	/* a file no hook touched differs as well: still refused */
+	sh("cd %s && echo raspberrypX > h && debugfs -w -R 'rm /etc/hostname' r4.ext4 >/dev/null 2>&1 "
+	   "&& debugfs -w -R 'write h /etc/hostname' r4.ext4 >/dev/null 2>&1 && "
+	   "dd if=r4.ext4 of=%s bs=1M seek=17 conv=notrunc 2>/dev/null", d,
+	   vpi_board_storage_path(b));
+	assert_int_equal(vpi_board_power_on_expect(b, gold, &x, &r), 0);
+	assert_false(r.pass);
+	assert_non_null(strstr(r.reason, "/etc/hostname"));
+	vpi_board_close(b);
+	free(gold);
+	free(tree);
+	tl_rmrf(d);
+	free(d);
+}
+
 /* fde-only / secure-boot: root in LUKS2 keyed by the device, boot.img and
  * (when signed) boot.sig checked against the EEPROM key. */
 static void test_firstboot_secure(void **state)
@@ -454,6 +528,7 @@ int main(void)
 		cmocka_unit_test(test_eeprom_write_protect),
 		cmocka_unit_test(test_fault_specs),
 		cmocka_unit_test(test_firstboot_plain),
+		cmocka_unit_test(test_firstboot_expect),
 		cmocka_unit_test(test_firstboot_secure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
