@@ -8,6 +8,8 @@ wait_screen 'not configured yet'
 screen | grep -q 'No configuration file at' || fail "the missing file is not named"
 screen | grep -q 'image.gold' || fail "the missing image setting is not named"
 screen | grep -q 's: rehearse now' || fail "no rehearsal offered"
+# The start-up message fades after a few seconds; compare without it.
+wait_no_screen 'started an engine' 60
 golden firstrun
 keys s
 wait_screen 'SIMULATED'
