@@ -153,6 +153,29 @@ out:
 	return r;
 }
 
+bool flow_standin_allowed(const struct flow_ctx *c, const struct transport *t)
+{
+	if (!transport_is_real_hardware(t))
+		return true;
+	return c->rehearse_usb && vpi_usb_product_is_virtual(t->product);
+}
+
+/* A stand-in is about to go to @t: what decided it (refusals say why). */
+static bool standin_ok(struct flow_board *fb, const struct transport *t, const char *what)
+{
+	if (!flow_standin_allowed(fb->ctx, t)) {
+		if (transport_is_real_hardware(t))
+			blog(job_log(fb->job), BLOG_BOOTSTRAP, "stand-in %s refused: %s", what,
+			     !fb->ctx->rehearse_usb ? "not a rehearsal (daemon --rehearse-usb)" :
+			     "the device does not say it is a virtual Pi");
+		return false;
+	}
+	if (transport_is_real_hardware(t))
+		blog(job_log(fb->job), BLOG_BOOTSTRAP, "rehearsal: serving the stand-in %s to the "
+		     "virtual Pi on USB port %s (iProduct '%s')", what, t->port_path, t->product);
+	return true;
+}
+
 /* Wait for the ROM stage on the port and give it @img as the second stage. */
 static int rom_upload(struct flow_board *fb, const uint8_t *img, size_t len, const char *what)
 {
@@ -170,7 +193,7 @@ static int rom_upload(struct flow_board *fb, const uint8_t *img, size_t len, con
 				"stage already running: power-cycle the board into USB boot mode",
 				job_port(fb->job));
 	}
-	if (transport_is_real_hardware(t) && vpi_standin_is(img, len)) {
+	if (vpi_standin_is(img, len) && !standin_ok(fb, t, what)) {
 		transport_close(t);
 		return job_fail(fb->job, -EPERM, "refusing to send the simulator stand-in %s to a "
 				"real board: configure Raspberry Pi's payloads", what);
@@ -213,7 +236,7 @@ static int serve_stage2(struct flow_board *fb, const char *dir, const char *what
 		snprintf(fb->serial8, sizeof(fb->serial8), "%s", t->serial);
 		job_set_serial(fb->job, fb->serial8);
 	}
-	if (served && transport_is_real_hardware(t) && vpi_standin_is(served, served_len)) {
+	if (served && vpi_standin_is(served, served_len) && !standin_ok(fb, t, what)) {
 		transport_close(t);
 		return job_fail(fb->job, -EPERM, "refusing to serve a simulator stand-in %s to a real "
 				"board: configure Raspberry Pi's payloads", what);

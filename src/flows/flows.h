@@ -22,6 +22,7 @@
 #include "proto/rpiboot_meta.h"
 #include "records/hooks.h"
 #include "station/station.h"
+#include "transport/transport.h"
 
 struct signer;
 struct flow_board;
@@ -54,6 +55,10 @@ struct flow_ctx {
 	 * a board reads it once, at its OTP decision (flow_board.otp_armed). */
 	atomic_bool otp_armed;
 	bool dry_run;                   /* everything but the irreversible writes */
+	/* `daemon --rehearse-usb`: simulator stand-ins may go to a USB device
+	 * that says it is a virtual Pi (flow_standin_allowed). Never from a
+	 * configuration file. */
+	bool rehearse_usb;
 	enum flow_hold hold;
 	flow_verify_fn verify;          /* extra verification (simulator), may be NULL */
 	void *verify_usrptr;
@@ -62,6 +67,12 @@ struct flow_ctx {
 
 int flow_ctx_init(struct flow_ctx *c, const struct config *cfg, const struct paths *paths);
 void flow_ctx_fini(struct flow_ctx *c);
+
+/* May a simulator stand-in (vpi/standin.h) go to the device behind @t?
+ * Yes on a virtual transport. Over real USB only when BOTH the operator
+ * started a rehearsal (c->rehearse_usb) AND the device's iProduct says it is
+ * a virtual Pi (VPI_USB_PRODUCT_MARK); otherwise the station refuses. */
+bool flow_standin_allowed(const struct flow_ctx *c, const struct transport *t);
 
 /* The station's flow function: usrptr is a struct flow_ctx. */
 int flow_board(struct job *job, void *usrptr);

@@ -2,7 +2,7 @@
  *
  *   rpi-sb-provisioner daemon [--config F] [--socket P] [--log] [--events-json]
  *       [--simulate DEVICES] [--fault [N=]SPEC]... [--link-rate MBPS]
- *       [--until-done N] [--transient] [--user NAME]
+ *       [--until-done N] [--transient] [--user NAME] [--rehearse-usb]
  *
  * It runs the engine (real USB, or virtual boards with --simulate), keeps
  * one model of the station, and serves it to viewers over the control
@@ -424,7 +424,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: rpi-sb-provisioner daemon [--config F] [--socket P] [--log] [--events-json]\n"
 		"       [--simulate DEVICES] [--fault [N=]SPEC]... [--link-rate MBPS] [--dry-run]\n"
-		"       [--until-done N] [--transient] [--user NAME]\n");
+		"       [--until-done N] [--transient] [--user NAME] [--rehearse-usb]\n");
 }
 
 int cmd_daemon(struct cli *cli, int argc, char **argv)
@@ -438,6 +438,7 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 		{ "fault", required_argument, NULL, 'f' },
 		{ "link-rate", required_argument, NULL, 'l' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "rehearse-usb", no_argument, NULL, 'R' },
 		{ "until-done", required_argument, NULL, 'u' },
 		{ "transient", no_argument, NULL, 't' },
 		{ "user", required_argument, NULL, 'U' },
@@ -472,6 +473,7 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 			break;
 		case 'l': eo.link_mbps = strtod(optarg, NULL); break;
 		case 'n': eo.dry_run = true; break;
+		case 'R': eo.rehearse_usb = true; break;
 		case 'u': {
 			char *end;
 
@@ -492,6 +494,10 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 	if (optind < argc) {
 		fprintf(stderr, "daemon: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (eo.rehearse_usb && eo.devices) {
+		fprintf(stderr, "daemon: --rehearse-usb is for virtual Pis on real USB, not --simulate\n");
 		return EXIT_USAGE;
 	}
 	if (user && geteuid() != 0) {

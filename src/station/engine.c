@@ -492,6 +492,16 @@ static int engine_setup_flow(struct engine *e)
 	e->fctx_ready = true;
 	f->dry_run = e->o.dry_run;
 	f->hold = e->o.hold;
+	if (e->o.rehearse_usb && !e->o.devices) {
+		/* Said at start and audited: stand-ins may reach USB devices that
+		 * say they are a virtual Pi; real boards are refused them as ever. */
+		f->rehearse_usb = true;
+		fprintf(stderr, "%s: REHEARSAL over USB: simulator stand-ins are served to devices "
+			"whose iProduct says \"%s\"; real boards never get them\n", prog,
+			VPI_USB_PRODUCT_MARK);
+		engine_audit(e, DB_ORIGIN_CLI, NULL, "rehearse-usb", NULL,
+			     "stand-ins allowed to USB devices that say they are a virtual Pi");
+	}
 	if (e->o.devices) {
 		f->verify = engine_verify;
 		f->verify_usrptr = e;

@@ -50,6 +50,10 @@ struct engine_opts {
 	bool dry_run;
 	enum flow_hold hold;
 	const char *arm_otp;         /* typed fingerprint suffix, NULL: not armed */
+	/* Real USB only (`daemon --rehearse-usb`, never a configuration file):
+	 * stand-ins may go to USB devices that say they are a virtual Pi
+	 * (flow_standin_allowed). OTP arming is unchanged by it. */
+	bool rehearse_usb;
 	/* Start even when the configuration is missing or invalid: boards are
 	 * shown but not provisioned, and warnings[] says why (the daemon). */
 	bool tolerate_config;

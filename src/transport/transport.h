@@ -48,6 +48,7 @@ struct transport {
 	uint16_t vid, pid;
 	char serial[64];         /* iSerialNumber string ("" when none) */
 	uint8_t iserial_index;   /* its string index: tells the rpiboot stage (ROM or second stage) */
+	char product[64];        /* iProduct string, "" when none (USB: from sysfs) */
 	char port_path[32];      /* kernel topology path B-P.P.P, or a virtual port name */
 	uint8_t ep_out, ep_in;   /* bulk endpoint addresses, read from descriptors */
 	void *priv;              /* the implementation's state */

@@ -547,6 +547,10 @@ int usb_transport_open(const char *port, struct transport **out)
 	p->out_maxpkt = pick.out_maxpkt;
 	p->in_maxpkt = pick.in_maxpkt;
 	read_serial(p, dd.iSerialNumber);
+	/* The kernel's copy of iProduct; a virtual Pi says so there (vpi/standin.h). */
+	if (usb_sysfs_attr(USB_SYSFS_ROOT, p->t.port_path, "product", p->t.product,
+			   sizeof(p->t.product)) < 0)
+		p->t.product[0] = '\0';
 	libusb_unref_device(dev);
 	*out = &p->t;
 	return 0;

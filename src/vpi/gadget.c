@@ -41,6 +41,7 @@
 
 #include "vpi/board.h"
 #include "vpi/bus.h"
+#include "vpi/standin.h"
 
 #define CONFIGFS_GADGETS "/sys/kernel/config/usb_gadget"
 #define UDC_CLASS "/sys/class/udc"
@@ -1130,6 +1131,14 @@ static enum relay_end relay_run(struct gadget *g, struct transport *t, const str
 	r.g = g;
 	r.t = t;
 	r.d = bd->desc;
+	/* iProduct says "virtual Pi" in every stage (kept short of the array):
+	 * the station serves stand-ins over USB only to such a device, and only
+	 * under `daemon --rehearse-usb` (vpi/standin.h). */
+	size_t pl = strlen(r.d.product);
+	if (pl + sizeof(" (" VPI_USB_PRODUCT_MARK ")") > sizeof(r.d.product))
+		pl = 0;
+	snprintf(r.d.product + pl, sizeof(r.d.product) - pl, "%s" VPI_USB_PRODUCT_MARK "%s",
+		 pl ? " (" : "", pl ? ")" : "");
 	r.address = bd->address;
 	r.ep0 = r.ep_out = r.ep_in = -1;
 	r.rb.rom = r.d.iserial_index == 0 || r.d.iserial_index == 3;

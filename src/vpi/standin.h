@@ -23,6 +23,17 @@
 #define VPI_STANDIN_ROLE_RECOVERY "recovery"
 #define VPI_STANDIN_ROLE_GADGET "gadget"
 
+/* A virtual Pi served as a real USB gadget (vpi/gadget) appends this to its
+ * iProduct string in every stage; a Raspberry Pi boot ROM or bootloader never
+ * says it. The station sends stand-ins to a USB device only when it says this
+ * AND the operator started it with `daemon --rehearse-usb`. */
+#define VPI_USB_PRODUCT_MARK "rpi-sb-provisioner virtual Pi"
+
+static inline bool vpi_usb_product_is_virtual(const char *product)
+{
+	return product && strstr(product, VPI_USB_PRODUCT_MARK) != NULL;
+}
+
 static inline bool vpi_standin_is(const void *data, size_t len)
 {
 	return len >= VPI_STANDIN_MAGIC_LEN && memcmp(data, VPI_STANDIN_MAGIC, VPI_STANDIN_MAGIC_LEN) == 0;
