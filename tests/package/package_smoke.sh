@@ -101,6 +101,7 @@ check "package: operator guide" has /usr/share/doc/$pkg/operator-guide.md
 check "package: migration note" has /usr/share/doc/$pkg/migration.md
 check "package: configuration reference" has /usr/share/doc/$pkg/configuration.md
 check "package: bench set-up guide" has /usr/share/doc/$pkg/bench-setup.md
+check "package: dashboard guide" has /usr/share/doc/$pkg/tui.md
 # udev rules and systemd unit: whatever conf/ holds must be installed.
 for f in "$src"/conf/*.rules; do
 	[ -e "$f" ] || continue
