@@ -8,6 +8,7 @@
  * Then flags_lookup() for both kinds, flags_list(), flags_consume_once(): after
  * it, no lookup of that serial may still say `once`. The flag directory is a
  * scratch directory under /dev/shm (else TMPDIR), emptied after every input. */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,6 @@ static void plant(const char *line, size_t len)
 	char name[256], path[700];
 	const char *tab;
 	size_t nlen;
-	FILE *f;
 
 	if (len < 3 || line[1] != ' ')
 		return;
@@ -49,10 +49,15 @@ static void plant(const char *line, size_t len)
 		mkdir(path, 0755);
 	} else if (line[0] == 'f') {
 		mkfifo(path, 0644);
-	} else if ((f = fopen(path, "wb"))) {
-		if (tab)
-			fwrite(tab + 1, 1, len - (size_t)(tab + 1 - line), f);
-		fclose(f);
+	} else {
+		/* O_NONBLOCK: a FIFO planted by an earlier line must not block the harness */
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+		if (fd >= 0) {
+			if (tab && write(fd, tab + 1, len - (size_t)(tab + 1 - line)) < 0)
+				abort();
+			close(fd);
+		}
 	}
 }
 
