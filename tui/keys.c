@@ -238,7 +238,7 @@ static int flag_done(struct tui *t, int choice, const char *input)
 	snprintf(cmd.serial, sizeof(cmd.serial), "%s", tl->serial);
 	/* The flag the dialog was opened for is in its title. */
 	snprintf(cmd.flag, sizeof(cmd.flag), "%s",
-		 strstr(t->dialog.title, "EEPROM") ? "skip-eeprom-update" : "reprovision");
+		 strstr(t->dialog.title, "EEPROM") ? "skip-eeprom" : "reprovision");
 	cmd.persistent = choice == 'p';
 	if (send_cmd(t, &cmd, reply, sizeof(reply)) == 0)
 		tui_message(t, false, "%s flag set (%s) for %s%s%s", cmd.flag,

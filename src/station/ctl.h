@@ -54,7 +54,7 @@ struct ctl_cmd {
 	enum ctl_cmd_type type;
 	char port[64];
 	char serial[17];
-	char flag[32];               /* "reprovision" | "skip-eeprom-update" (flags dir names) */
+	char flag[32];               /* "reprovision" | "skip-eeprom" (flags command names) */
 	bool persistent;
 	char text[256];              /* path, fingerprint suffix */
 };

@@ -14,7 +14,7 @@ const struct ctl_cmd_spec ctl_cmd_specs[CTL_CMD_COUNT] = {
 	[CTL_CMD_CLEAR_CACHE] = { "clear-cache", 0, "",
 		"empty the artefact cache (rebuilt on demand)" },
 	[CTL_CMD_SET_FLAG] = { "set-flag", CTL_ARG_BOARD | CTL_ARG_FLAG,
-		"PORT|SERIAL reprovision|skip-eeprom-update [--persistent]",
+		"PORT|SERIAL reprovision|skip-eeprom [--persistent]",
 		"set a special flag for a board, once (default) or persistent" },
 	[CTL_CMD_RETRY] = { "retry", CTL_ARG_PORT, "PORT",
 		"run the flow again for the failed board still on PORT" },
@@ -49,6 +49,8 @@ int ctl_cmd_lookup(const char *name, enum ctl_cmd_type *out)
 
 int ctl_flag_parse(const char *flag, enum flag_kind *out)
 {
+	/* "skip-eeprom-update": the name set-flag used before it matched the
+	 * flags command; still accepted. */
 	if (strcmp(flag, "skip-eeprom-update") == 0) {
 		*out = FLAG_SKIP_EEPROM;
 		return 0;
@@ -267,7 +269,7 @@ int ctl_cmd_decode(const char *line, size_t len, struct ctl_cmd *cmd, uint64_t *
 		goto out;
 	}
 	if ((args & CTL_ARG_FLAG) && ctl_flag_parse(cmd->flag, &fk) < 0) {
-		snprintf(err, errlen, "%s: flag '%s'; allowed: reprovision|skip-eeprom-update",
+		snprintf(err, errlen, "%s: flag '%s'; allowed: reprovision|skip-eeprom",
 			 name, cmd->flag);
 		goto out;
 	}

@@ -37,8 +37,9 @@ extern const struct ctl_cmd_spec ctl_cmd_specs[CTL_CMD_COUNT];
 
 /* Wire name -> type. 0 or -EINVAL. */
 int ctl_cmd_lookup(const char *name, enum ctl_cmd_type *out);
-/* The flag names a command accepts: "reprovision", "skip-eeprom-update"
- * (and the names of the flags command and directories). 0 or -EINVAL. */
+/* The flag names a command accepts: "reprovision", "skip-eeprom" (the
+ * flags command's names, see flags_parse), and "skip-eeprom-update" as an
+ * old alias of "skip-eeprom". 0 or -EINVAL. */
 int ctl_flag_parse(const char *flag, enum flag_kind *out);
 
 /* A command line (no newline), malloc'd; NULL on ENOMEM. */

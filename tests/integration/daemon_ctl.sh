@@ -44,7 +44,7 @@ pass "retry runs the flow again on the failed board's port (new attempt row, aud
 flags="$SIM"
 expect_rc 0 rsb ctl set-flag 9-2 reprovision
 [ "$(tr -d '[:space:]' < "$flags/special-reprovision-device/$serial2")" = once ] || fail "reprovision flag file"
-expect_rc 0 rsb ctl set-flag "$serial2" skip-eeprom-update --persistent
+expect_rc 0 rsb ctl set-flag "$serial2" skip-eeprom --persistent
 [ "$(tr -d '[:space:]' < "$flags/special-skip-eeprom/$serial2")" = persistent ] || fail "skip-eeprom flag file"
 expect_rc 1 rsb ctl set-flag 9-2 erase-everything
 [ "$(audit_count flag-set)" = 2 ] || fail "flag-set audit rows"

@@ -29,7 +29,7 @@ grep -qx once "$f" || fail "reprovision flag is not 'once': $(cat "$f")"
 keys e
 wait_screen 'p: persistent'
 keys p
-wait_screen 'skip-eeprom-update flag set \(persistent\)'
+wait_screen 'skip-eeprom flag set \(persistent\)'
 f=$(find "$ROOT" -path "*special-skip-eeprom/$serial" | head -1)
 [ -n "$f" ] || fail "no skip-eeprom flag file for $serial"
 grep -qx once "$f" && fail "skip-eeprom flag should be persistent"

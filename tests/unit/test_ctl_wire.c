@@ -14,6 +14,7 @@
 
 #include "station/ctl_server.h"
 #include "station/ctl_wire.h"
+#include "records/flags.h"
 
 static void test_every_command_round_trips(void **state)
 {
@@ -26,7 +27,7 @@ static void test_every_command_round_trips(void **state)
 
 		snprintf(in.port, sizeof(in.port), "1-1.%d", i);
 		if (i == CTL_CMD_SET_FLAG) {
-			snprintf(in.flag, sizeof(in.flag), "skip-eeprom-update");
+			snprintf(in.flag, sizeof(in.flag), "skip-eeprom");
 			in.persistent = true;
 		}
 		if (i == CTL_CMD_ARM_OTP || i == CTL_CMD_EXPORT_CSV)
@@ -86,6 +87,28 @@ static void test_bad_commands_refused(void **state)
 	char line[400];
 	snprintf(line, sizeof(line), "{\"cmd\":\"retry\",\"port\":\"%s\"}", longport);
 	refused(line, "too long");
+}
+
+/* set-flag names the skip-EEPROM flag as the flags command does
+ * ("skip-eeprom"); the old "skip-eeprom-update" is only an alias. */
+static void test_flag_names_match_flags_command(void **state)
+{
+	struct ctl_cmd cmd;
+	enum flag_kind fk;
+	char err[160] = "";
+	uint64_t id;
+	const char *bad = "{\"cmd\":\"set-flag\",\"port\":\"1-1\",\"flag\":\"x\"}";
+
+	(void)state;
+	assert_int_equal(ctl_flag_parse(flags_name(FLAG_SKIP_EEPROM), &fk), 0);
+	assert_int_equal(fk, FLAG_SKIP_EEPROM);
+	assert_int_equal(ctl_flag_parse("skip-eeprom-update", &fk), 0);
+	assert_int_equal(fk, FLAG_SKIP_EEPROM);
+	assert_non_null(strstr(ctl_cmd_specs[CTL_CMD_SET_FLAG].usage, flags_name(FLAG_SKIP_EEPROM)));
+	assert_null(strstr(ctl_cmd_specs[CTL_CMD_SET_FLAG].usage, "skip-eeprom-update"));
+	assert_int_equal(ctl_cmd_decode(bad, strlen(bad), &cmd, &id, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "skip-eeprom"));
+	assert_null(strstr(err, "skip-eeprom-update"));
 }
 
 static void test_tile_and_event_round_trip(void **state)
@@ -187,6 +210,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_command_round_trips),
 		cmocka_unit_test(test_bad_commands_refused),
+		cmocka_unit_test(test_flag_names_match_flags_command),
 		cmocka_unit_test(test_tile_and_event_round_trip),
 		cmocka_unit_test(test_permission_rule),
 	};
