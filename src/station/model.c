@@ -275,7 +275,10 @@ double model_boards_per_hour(const struct station_model *m, uint64_t now_ns)
 {
 	double hours;
 
-	if (!m->first_done_ns || now_ns <= m->first_done_ns || m->counts.done < 2)
+	/* Unknown until a minute after the first finished board, so a burst of
+	 * boards finishing together (a parallel run, a rehearsal) does not read
+	 * as thousands an hour. */
+	if (!m->first_done_ns || now_ns < m->first_done_ns + MODEL_RATE_MIN_NS || m->counts.done < 2)
 		return 0;
 	hours = (double)(now_ns - m->first_done_ns) / 3.6e12;
 	/* The first board starts the clock; the others are the rate. */

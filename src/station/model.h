@@ -59,7 +59,10 @@ const char *tile_log_line(const struct tile *t, unsigned i);
 /* Remove tiles in a final phase whose board has left the port; idle tiles of
  * present boards go back to waiting. */
 void model_clear_finished(struct station_model *m);
-/* Boards per hour since the first finished board (0 when unknown). */
+/* Boards per hour: (finished boards - 1) over the time since the first
+ * finished board. 0 (unknown) until MODEL_RATE_MIN_NS have passed since the
+ * first finished board or while fewer than 2 have finished. */
+#define MODEL_RATE_MIN_NS (60ull * 1000000000ull)
 double model_boards_per_hour(const struct station_model *m, uint64_t now_ns);
 
 #endif

@@ -123,6 +123,31 @@ static void test_log_ring(void **state)
 	model_free(&m);
 }
 
+/* Sixteen boards finishing within 0.2 s of each other: no rate until a
+ * minute has passed since the first, then a sane one. */
+static void test_rate_after_a_burst(void **state)
+{
+	struct station_model m;
+	uint64_t t0 = 5000; /* ms */
+
+	(void)state;
+	model_init(&m);
+	for (int i = 0; i < 16; i++) {
+		char port[8];
+
+		snprintf(port, sizeof(port), "2-%d", i);
+		ev(&m, EVENT_PORT_ADDED, port, PHASE_WAITING, "x", t0);
+		ev(&m, EVENT_PHASE, port, PHASE_DONE, NULL, t0 + 10 * (uint64_t)i);
+	}
+	assert_int_equal(m.counts.done, 16);
+	assert_true(model_boards_per_hour(&m, (t0 + 170) * 1000000ull) == 0);
+	assert_true(model_boards_per_hour(&m, (t0 + 30000) * 1000000ull) == 0);
+	/* 15 boards after the first, over one minute: 900 an hour. */
+	double bph = model_boards_per_hour(&m, t0 * 1000000ull + MODEL_RATE_MIN_NS);
+	assert_true(bph > 899.9 && bph < 900.1);
+	model_free(&m);
+}
+
 static void test_clear_finished_and_rate(void **state)
 {
 	struct station_model m;
@@ -149,6 +174,11 @@ static void test_clear_finished_and_rate(void **state)
 	double bph = model_boards_per_hour(&m, 120000ull * 1000000ull);
 	assert_true(bph > 59.9 && bph < 60.1);
 	assert_true(model_boards_per_hour(&m, 0) == 0);
+	/* A minute after the first finished board at the earliest: before
+	 * that, a burst would read as an absurd rate. */
+	assert_true(model_boards_per_hour(&m, 60000ull * 1000000ull + MODEL_RATE_MIN_NS - 1) == 0);
+	bph = model_boards_per_hour(&m, 60000ull * 1000000ull + MODEL_RATE_MIN_NS);
+	assert_true(bph > 59.9 && bph < 60.1);
 
 	model_clear_finished(&m);
 	assert_int_equal(m.n, 3);
@@ -168,6 +198,7 @@ int main(void)
 		cmocka_unit_test(test_ports_sorted_numerically),
 		cmocka_unit_test(test_board_run_done_and_failed),
 		cmocka_unit_test(test_log_ring),
+		cmocka_unit_test(test_rate_after_a_burst),
 		cmocka_unit_test(test_clear_finished_and_rate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
