@@ -274,8 +274,18 @@ static void gather(struct prov *p, const struct pipeline_outputs *po, struct met
 	rec->processor = *m->proc && pi < 5 ? procs[pi] : NULL;
 	rec->memory = *m->memory ? m->memory : NULL;
 	rec->manufacturer = *m->manu && mi < 6 ? manus[mi] : NULL;
-	rec->secure = yes_no(m->secure, "yes", "no");
 	rec->pubkey_programmed = yes_no(m->otp, "present", "not present");
+	/* secure = secure boot in force: the gadget's `secure` (device key in
+	 * OTP) alone is also "yes" for an fde-only board (Pi 5, Zero 2 W),
+	 * whose LUKS key derives from it but which boots unsigned images. So
+	 * it is "yes" only when the key hash is programmed as well (which only
+	 * a secure-boot run on a 2711/2712 does), "no" when either says no,
+	 * unknown otherwise. The peer stored `getvar secure` alone. */
+	if (rec->pubkey_programmed == DB_FLAG_NO)
+		rec->secure = DB_FLAG_NO;
+	else
+		rec->secure = yes_no(m->secure, "yes", "no") == DB_FLAG_YES ? rec->pubkey_programmed
+			    : yes_no(m->secure, "yes", "no");
 	rec->signed_boot_enabled = rec->pubkey_programmed;
 	rec->devkey_revoked = yes_no(m->devkey, "present", "not present");
 	/* Intent from the configuration: not observable from the gadget. */

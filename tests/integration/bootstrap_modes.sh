@@ -57,12 +57,22 @@ for mode in fde-only naked; do
 		serial=$(sqlite3 "$db" "SELECT serial FROM attempts WHERE usb_port = '$port' AND result = 'ok' ORDER BY id DESC LIMIT 1")
 		row=$(sqlite3 "$db" "SELECT coalesce(pubkey_programmed,'NULL') FROM devices WHERE serial = '$serial'")
 		case "$row" in 0|NULL) ;; *) fail "$mode $port ($serial): pubkey_programmed = '$row'" ;; esac
+		# secure means secure boot in force: never for fde-only or naked
+		# (the gadget's own `secure` says yes for fde-only: device key set).
+		row=$(sqlite3 "$db" "SELECT coalesce(secure,'NULL') FROM devices WHERE serial = '$serial'")
+		[ "$row" = 0 ] || fail "$mode $port ($serial): secure = '$row'"
 		[ "$(sqlite3 "$db" "SELECT mode FROM attempts WHERE serial = '$serial' AND result = 'ok' ORDER BY id DESC LIMIT 1")" = "$mode" ] \
 			|| fail "$mode $port: the ok attempt does not say mode $mode"
 		grep -q 'EEPROM firmware' "$sim/log/$serial/bootstrap.log" || fail "$mode $port: no EEPROM update in the log"
 	done
 	otp_clean
 	pass "$mode: Pi 5, CM4 and Pi 4B (skip-eeprom once) provisioned from boot mode, nothing burned into OTP"
+	# A Zero 2 W (no secure boot at all) is recorded secure = 0 too.
+	expect_rc 0 rsb --config "$T/$mode.ini" simulate --devices zero2w:1 --until-done --headless
+	z2=$(grep -E '^board 9-1 ' <<<"$OUT" | awk '{print $4}')
+	row=$(sqlite3 "$db" "SELECT coalesce(secure,'NULL') FROM devices WHERE serial = '$z2'")
+	[ "$row" = 0 ] || fail "$mode Zero 2 W ($z2): secure = '$row'"
+	pass "$mode: secure = 0 for the Pi 5, CM4, Pi 4B and Zero 2 W"
 done
 
 # The same boards, secure-boot from a configuration file, not armed: refused
