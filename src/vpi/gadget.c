@@ -1097,8 +1097,21 @@ static void relay_close(struct relay *r)
 		close(r->ep_out);
 	if (r->ep_in >= 0)
 		close(r->ep_in);
-	if (r->ep0 >= 0)
+	if (r->ep0 >= 0) {
+		/* GadgetFS: take the device off the bus first. Closing ep0
+		 * unregisters the driver; when the host still has a control
+		 * request pending (the station's next FileMessage read), the
+		 * kernel (6.1) completes it after gadgetfs dropped its state and
+		 * oopses in ep0_complete. A soft disconnect while still bound
+		 * completes it the ordinary way. */
+		if (r->kind == KIND_GADGETFS) {
+			char dir[PATH_MAX];
+
+			snprintf(dir, sizeof(dir), UDC_CLASS "/%s", r->g->udc);
+			writef(dir, "soft_connect", "disconnect\n");
+		}
 		close(r->ep0);   /* GadgetFS: unregisters the device */
+	}
 	transport_close(r->t);
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->lock);
