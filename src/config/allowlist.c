@@ -90,6 +90,11 @@ static bool chain_valid(const char *s)
 
 /* BUS-PORT[.PORT...], each part digits or globs; a '*' may stand for any
  * number of parts, so "*" and "1-*" are fine, "1-" and "abc" are not. */
+bool allowlist_pattern_literal(const char *s)
+{
+	return strpbrk(s, "*?[]\\") == NULL;
+}
+
 bool allowlist_pattern_valid(const char *s)
 {
 	size_t n = strlen(s), dash = n;

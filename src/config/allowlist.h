@@ -40,6 +40,8 @@ int allowlist_parse_buffer(struct allowlist *al, const char *name, const char *b
 
 /* Is a board on @port_path (e.g. "1-1.3"; NULL or "" when unknown) to be served? */
 bool allowlist_permits(const struct allowlist *al, const char *port_path);
+/* Is @s a plain port path, no glob characters (so it names one port)? */
+bool allowlist_pattern_literal(const char *s);
 /* Is @s a valid topology path pattern? (what the parser accepts) */
 bool allowlist_pattern_valid(const char *s);
 

@@ -530,6 +530,11 @@ int cmd_daemon(struct cli *cli, int argc, char **argv)
 	}
 	if (d.e->fctx.signer)
 		prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* a key is loaded: no ptrace, no core */
+	/* One tile a port, empty ones too: the ports known now start empty. */
+	if (engine_seed_model(d.e, &d.model) < 0) {
+		rc = EXIT_FAILED;
+		goto out;
+	}
 	for (unsigned i = 0; i < d.e->n_warnings; i++)
 		fprintf(stderr, "daemon: warning: %s\n", d.e->warnings[i]);
 	daemon_info(&d);

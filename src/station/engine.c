@@ -708,6 +708,20 @@ fail:
 	return r;
 }
 
+int engine_seed_model(const struct engine *e, struct station_model *m)
+{
+	if (e->o.devices) {
+		for (size_t i = 0; i < e->nboards; i++)
+			if (!model_tile(m, e->boards[i].port))
+				return -ENOMEM;
+		return 0;
+	}
+	for (size_t i = 0; e->allow && i < e->allow->n; i++)
+		if (allowlist_pattern_literal(e->allow->v[i].pattern) && !model_tile(m, e->allow->v[i].pattern))
+			return -ENOMEM;
+	return 0;
+}
+
 int engine_start(struct engine *e)
 {
 	const char *log_dir = config_get(e->cfg, "paths", "log_dir");

@@ -18,6 +18,7 @@
 #include "flows/flows.h"
 #include "records/db.h"
 #include "station/events.h"
+#include "station/model.h"
 #include "station/station.h"
 #include "vpi/firstboot.h"
 
@@ -92,6 +93,10 @@ struct engine {
  * (bad device list, fault spec, configuration, OTP suffix) rather than the
  * system. 0 or -errno. */
 int engine_new(const struct engine_opts *o, struct engine **out, bool *usage_error);
+/* Give @m an empty tile (no board) for every port known before any event:
+ * the virtual bus's ports (simulate), else each allow-list rule without
+ * globs (real USB). 0 or -ENOMEM. Before engine_start. */
+int engine_seed_model(const struct engine *e, struct station_model *m);
 /* Open the records, start discovery, plug the virtual boards in. 0 or -errno. */
 int engine_start(struct engine *e);
 /* Drain (no new boards; every board in flight finishes, discovery still

@@ -70,6 +70,17 @@ static void test_pattern_syntax(void **state)
 			fail_msg("accepted invalid pattern '%s'", bad[i]);
 }
 
+/* Only a glob-free rule names one port (an empty tile at start-up). */
+static void test_pattern_literal(void **state)
+{
+	(void)state;
+	assert_true(allowlist_pattern_literal("1-1.2"));
+	assert_true(allowlist_pattern_literal("3-1"));
+	assert_false(allowlist_pattern_literal("3-*"));
+	assert_false(allowlist_pattern_literal("1-1.[34]"));
+	assert_false(allowlist_pattern_literal("1-1.?"));
+}
+
 static void test_parse_and_match(void **state)
 {
 	struct config_problems p = { 0 };
@@ -166,6 +177,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pattern_syntax),
+		cmocka_unit_test(test_pattern_literal),
 		cmocka_unit_test(test_parse_and_match),
 		cmocka_unit_test(test_vendor_admin_merge),
 		cmocka_unit_test(test_only_empty_files_allow_all),
