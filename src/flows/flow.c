@@ -132,6 +132,11 @@ static int flow_run(struct flow_board *fb)
 				"[family.2W] mode = fde-only");
 	blog(job_log(fb->job), BLOG_BOOTSTRAP, "board on %s: family %s, mode %s, storage %s%s",
 	     job_port(fb->job), fb->family, fb->mode, fb->storage, c->dry_run ? ", dry run" : "");
+	/* The attempt records this board's own mode (per family) and, in
+	 * secure-boot, the key it is secured with. */
+	if (db_attempt_update_info(job_db(fb->job), job_attempt(fb->job), fb->mode, NULL,
+				   strcmp(fb->mode, "secure-boot") == 0 ? c->key_fingerprint : NULL) < 0)
+		blog(job_log(fb->job), BLOG_BOOTSTRAP, "warning: could not record the mode and key on the attempt");
 
 	if (role == USB_ROLE_BOOTROM) {
 		r = flow_bootstrap(fb);

@@ -555,6 +555,9 @@ int flow_provision(struct flow_board *fb, struct transport *gadget)
 	r = build(&p, 0, &po);
 	if (r < 0)
 		goto out;
+	/* The attempt names the image it gets (a records failure is logged, not fatal). */
+	if (db_attempt_update_info(job_db(fb->job), job_attempt(fb->job), NULL, po.image_sha256, NULL) < 0)
+		blog(job_log(fb->job), BLOG_PROVISIONER, "warning: could not record the image hash on the attempt");
 	m = calloc(1, sizeof(*m));
 	if (!m) {
 		r = job_fail(fb->job, -ENOMEM, "out of memory");

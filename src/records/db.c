@@ -849,6 +849,30 @@ int db_attempt_update_serial(struct db *db, int64_t id, const char *serial)
 	return r;
 }
 
+int db_attempt_update_info(struct db *db, int64_t id, const char *mode, const char *image_sha256,
+			   const char *key_fingerprint)
+{
+	sqlite3_stmt *st = NULL;
+	enum db_mode m;
+	int r;
+
+	if (mode && db_mode_parse(mode, &m) < 0)
+		return -EINVAL;
+	r = db_prepare(db, "UPDATE attempts SET mode=COALESCE(?2, mode),"
+		       " image_sha256=COALESCE(?3, image_sha256),"
+		       " key_fingerprint=COALESCE(?4, key_fingerprint)"
+		       " WHERE id=?1 AND result='running'", &st, "setting an attempt's mode, image and key");
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, mode ? db_mode_name(m) : NULL);
+	bind_text(st, 3, image_sha256 && *image_sha256 ? image_sha256 : NULL);
+	bind_text(st, 4, key_fingerprint && *key_fingerprint ? key_fingerprint : NULL);
+	r = attempt_update(db, st, id, "setting an attempt's mode, image and key");
+	sqlite3_finalize(st);
+	return r;
+}
+
 /* One statement per phase: the column name is part of the constant SQL. */
 static const char *const phase_sql[] = {
 	[DB_PHASE_BOOTSTRAP] = "UPDATE attempts SET phase_reached=?3,"

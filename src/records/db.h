@@ -136,6 +136,11 @@ struct db_attempt_start {
 int db_attempt_begin(struct db *db, const struct db_attempt_start *a, int64_t *id);
 /* The board's serial became known (triage). */
 int db_attempt_update_serial(struct db *db, int64_t id, const char *serial);
+/* What the attempt turned out to be once the board's family is known: its
+ * mode (per-family config), the image it gets and the key. NULL or "" leaves
+ * a column as it is. */
+int db_attempt_update_info(struct db *db, int64_t id, const char *mode, const char *image_sha256,
+			   const char *key_fingerprint);
 /* The attempt reached @phase. duration_ms >= 0 also records how long the phase
  * took (its *_ms column); < 0 only marks it reached. */
 int db_attempt_phase(struct db *db, int64_t id, enum db_phase phase, int64_t duration_ms);

@@ -23,6 +23,13 @@ db="$sim/manufacturing.db"
 [ "$(sqlite3 "$db" 'SELECT count(*) FROM rpi_sb_provisioner WHERE secure = 1')" -ge 0 ] || fail "view"
 [ "$(sqlite3 "$db" "SELECT count(*) FROM devices WHERE pubkey_programmed = 1")" = 3 ] \
 	|| fail "the three Pi 4/5 boards must have their key hash programmed"
+# Each attempt names its board's own mode, the image and (secure-boot only) the key.
+[ "$(sqlite3 "$db" "SELECT mode || '|' || (key_fingerprint IS NULL) FROM attempts WHERE usb_port = '9-4' AND result = 'ok'")" = "fde-only|1" ] \
+	|| fail "the Zero 2 W's attempt does not record fde-only without a key"
+[ "$(sqlite3 "$db" "SELECT count(*) FROM attempts a JOIN devices d ON d.serial = a.serial WHERE a.result = 'ok' AND a.image_sha256 = d.os_image_sha256")" = 4 ] \
+	|| fail "ok attempts do not carry the image hash of their devices row"
+[ "$(sqlite3 "$db" "SELECT count(*) FROM attempts WHERE result = 'ok' AND mode = 'secure-boot' AND length(key_fingerprint) = 64")" = 3 ] \
+	|| fail "secure-boot attempts do not carry the key fingerprint"
 [ "$(sqlite3 "$db" "SELECT boardname FROM devices WHERE usb_port = '9-4'")" = "Zero 2 W" ] \
 	|| fail "Zero 2 W board name"
 [ "$(sqlite3 "$db" "SELECT count(*) FROM events WHERE state IN ('SB-PROVISIONER-FINISHED','FDE-PROVISIONER-FINISHED')")" = 4 ] \
