@@ -562,7 +562,7 @@ int cmd_attach(struct cli *cli, int argc, char **argv)
 	tui_settings_load(&t);
 	term_setup(&t);
 	if (t.spawned)
-		tui_message(&t, false, "started an engine (it keeps running after you quit)");
+		tui_message(&t, false, "started an engine (if you quit, it finishes the boards in flight, then stops)");
 	rc = loop(&t);
 	images_hasher_stop(&t);
 	endwin();

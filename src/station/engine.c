@@ -521,7 +521,7 @@ static int engine_setup_flow(struct engine *e)
 			return 0;
 		}
 		pubkey_fingerprint(signer_pubkey(f->signer), f->key_fingerprint);
-		fprintf(stderr, "%s: key %s, fingerprint %s\n", prog, signer_describe(f->signer),
+		fprintf(stderr, "%s: signing with %s, fingerprint %s\n", prog, signer_describe(f->signer),
 			f->key_fingerprint);
 	}
 	/* OTP arming: typed fingerprint suffix; the embedded default arms itself

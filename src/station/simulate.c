@@ -602,7 +602,8 @@ int cmd_simulate(struct cli *cli, int argc, char **argv)
 		goto usage_out;
 	}
 	if (!headless)
-		fprintf(stderr, "simulate: the dashboard is not built yet; running headless\n");
+		fprintf(stderr, "simulate: prints its progress here; for the dashboard on virtual "
+			"boards run `rpi-sb-provisioner attach --simulate DEVICES`\n");
 
 	r = engine_new(&eo, &e, &usage_error);
 	if (r < 0) {
