@@ -476,8 +476,13 @@ static int bootstrap_recovery(struct flow_board *fb)
 	int r;
 
 	/* The interlock comes first: nothing is built or sent for a burn that
-	 * the operator has not armed. */
-	if (secure && !fb->otp_armed && !c->dry_run)
+	 * the operator has not armed. A board being reprovisioned already holds
+	 * the key hash (records or the operator's flag say so): disarmed, it gets
+	 * its EEPROM without any OTP switch, so nothing is burned either way. */
+	if (secure && !fb->otp_armed && !c->dry_run && fb->reprovision)
+		blog(job_log(fb->job), BLOG_BOOTSTRAP, "OTP disarmed: reprovisioning a board that already "
+		     "holds the key hash; nothing is written to OTP");
+	else if (secure && !fb->otp_armed && !c->dry_run)
 		return job_fail(fb->job, -EPERM, "OTP is disarmed: secure-boot would burn the customer "
 				"key hash into this board for good. Arm it with --arm-otp <last 8 hex of "
 				"the key fingerprint %s>, or rehearse with --dry-run", c->key_fingerprint);

@@ -30,6 +30,16 @@ pi4=$(grep -E '^board 9-3 ' <<<"$OUT" | awk '{print $4}')
 [ "$(sqlite3 "$db" "SELECT count(*) FROM attempts WHERE result = 'ok'")" = 8 ] || fail "expected 8 ok attempts"
 pass "the fused Pi 5s were reprovisioned with a counter-signed recovery, saying why"
 
+# With OTP disarmed (an explicit configuration is never armed by itself), a
+# board the records show fused with this key is still reprovisioned, and its
+# recovery carries no OTP switch.
+expect_rc 0 rsb --config "$sim/provisioner.ini" simulate --devices pi5:1 --until-done --headless
+expect_out '^board 9-1 +pi5 .* PASS$'
+serial=$(grep -E '^board 9-1 ' <<<"$OUT" | awk '{print $4}')
+grep -q 'OTP disarmed: reprovisioning a board that already holds the key hash' "$sim/log/$serial/bootstrap.log" \
+	|| fail "a disarmed reprovision does not say that nothing is burned"
+pass "a fused Pi 5 reprovisions with OTP disarmed, nothing burned"
+
 # Second run: the gadget payloads (same inputs) came from the cache.
 [ "$(grep -h 'gadget payload .*: from the cache' "$sim"/log/????????????????/bootstrap.log | wc -l)" -ge 4 ] \
 	|| fail "the second run rebuilt the gadget payloads"
