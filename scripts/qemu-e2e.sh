@@ -59,7 +59,7 @@ kver=$(ls "$K/lib/modules" | head -1)
 
 # ---- the station's files: the tree `simulate` lays out, run once here -----
 # (Raspberry Pi's firmware fixtures, stand-in gadget payloads, a small gold
-# image.) The guest uses it at the same path, in fde-only mode: no OTP burn.
+# image.) The guest uses it at the same path, in naked mode (no LUKS: under TCG the virtual Pi's software XTS made fde-only take minutes): no OTP burn.
 H="$W/station"
 export RPI_SB_VPI_FIRMWARE="${RPI_SB_VPI_FIRMWARE:-${SHARED_DIR:-/work/shared}/fixtures/rpi-firmware}"
 [ -d "$RPI_SB_VPI_FIRMWARE" ] || { echo "FAIL: firmware fixtures $RPI_SB_VPI_FIRMWARE missing"; exit 1; }
@@ -67,7 +67,7 @@ export RPI_SB_VPI_FIRMWARE="${RPI_SB_VPI_FIRMWARE:-${SHARED_DIR:-/work/shared}/f
 	{ cat "$W/host-simulate.log"; echo "FAIL: laying out the station tree"; exit 1; }
 S="$H/srv/rpi-sb-provisioner/simulate"
 rm -rf "$S/boards" "$S/log" "$S/manufacturing.db" "$S/serial-seed"
-sed -i 's/^mode = secure-boot$/mode = fde-only/; s/^id = simulate$/id = qemu-e2e/' "$S/provisioner.ini"
+sed -i 's/^mode = secure-boot$/mode = naked/; s/^id = simulate$/id = qemu-e2e/' "$S/provisioner.ini"
 
 # ---- initramfs --------------------------------------------------------------
 R=$W/root
@@ -168,11 +168,11 @@ kill $pid_a $pid_b 2>/dev/null; wait $pid_a $pid_b 2>/dev/null
 rm -rf /tmp/vpi-a /tmp/vpi-b
 
 echo "=== B: board e unplugged mid-download, board d finishes (station)"
-vpi d dummy_udc.0 --seed 4; vpi e dummy_udc.1 --seed 5 --link-rate 8
+vpi d dummy_udc.0 --seed 4; vpi e dummy_udc.1 --seed 5 --link-rate 1
 waitfor /sys/bus/usb/devices/1-1/idVendor 0a5c 100
 # The station's image goes down in chunks under 1 MiB (the gadget logs no
 # block start): the station's own line says when board e's root flash began.
-( waitfor /tmp/station-b.log '2-1 .* flash mapper/cryptroot' 3000 && sleep 2 &&
+( waitfor /tmp/station-b.log '2-1 .* flash mmcblk0' 3000 && sleep 0.3 &&
   echo "" >/sys/kernel/config/usb_gadget/vpi_dummy_udc_1/UDC && echo "harness: dummy_udc.1 unbound at $(up) s" ) &
 station /tmp/station-b.log 2 --rehearse-usb
 rcB=$(cat /tmp/rc); set -- $(cat /tmp/span)
@@ -199,11 +199,7 @@ rcC=$(cat /tmp/rc)
 sleep 1
 check "station: the board failed in bootstrap, its file server ended by the disconnect" \
 	"[ $rcC != 0 ] && grep -q 'failed in bootstrap' /tmp/station-c.log && grep -q 'ended: disconnect' /tmp/station-c.log"
-# The issue asks for the reason "unplugged during <phase>". When the pull
-# lands in a bulk transfer, libusb reports LIBUSB_ERROR_IO, and the station
-# fails the board with EIO instead. Shown here; not asserted until fixed.
-if grep -q 'unplugged during bootstrap' /tmp/station-c.log; then say "note: station reason 'unplugged during bootstrap'"
-else say "KNOWN GAP: station reason is '$(grep -o 'failed in bootstrap ([A-Z]*)' /tmp/station-c.log | head -1)', not 'unplugged during bootstrap'"; fi
+check "station: board c's reason is 'unplugged during bootstrap'" "grep -q 'unplugged during bootstrap' /tmp/station-c.log"
 check "board c saw its cable pulled" "grep -q 'cable pulled' /tmp/vpi-c.log"
 kill $pid_c 2>/dev/null; wait $pid_c 2>/dev/null
 echo "--- vpi-c"; tail -6 /tmp/vpi-c.log; echo "--- station-c (rc $rcC)"; tail -8 /tmp/station-c.log

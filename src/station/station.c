@@ -704,9 +704,18 @@ int job_fail(struct job *job, int code, const char *fmt, ...)
 {
 	va_list ap;
 
+	char msg[sizeof(job->errmsg)];
+
 	job->errcode = code;
 	va_start(ap, fmt);
-	vsnprintf(job->errmsg, sizeof(job->errmsg), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* A board that left the bus mid-exchange is an unplug, whatever step
+	 * noticed it: the reason says so first, then the step's own words. */
+	if (code == -ENODEV && strncmp(msg, "unplugged during ", 17) != 0)
+		snprintf(job->errmsg, sizeof(job->errmsg), "unplugged during %s: %.*s",
+			 phase_name(job->phase), (int)sizeof(job->errmsg) - 40, msg);
+	else
+		snprintf(job->errmsg, sizeof(job->errmsg), "%s", msg);
 	return code;
 }

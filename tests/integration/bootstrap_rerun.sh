@@ -78,8 +78,8 @@ row=$(sqlite3 "$db" "SELECT phase_reached || '|' || error_message FROM attempts 
 case "$row" in bootstrap\|*boot\ ROM*stopped\ answering*) ;; *) fail "stall: attempt row $row" ;; esac
 pass "a stalled boot ROM fails board 1 alone in bootstrap"
 expect_rc 1 rsb simulate --until-done --headless --devices pi5:1,pi4:1 --fault 1=unplug:phase=recovery,offset=65536
-expect_out '^board 9-1 +pi5 .* FAIL: bootstrap: the board left the bus during the recovery stage'
+expect_out '^board 9-1 +pi5 .* FAIL: bootstrap: unplugged during bootstrap: the board left the bus during the recovery stage'
 expect_out '^board 9-2 +pi4 .* PASS$'
 row=$(sqlite3 "$db" "SELECT phase_reached || '|' || error_message FROM attempts WHERE usb_port = '9-1' ORDER BY id DESC LIMIT 1")
-case "$row" in bootstrap\|*left\ the\ bus*pieeprom*half-written*) ;; *) fail "unplug: attempt row $row" ;; esac
+case "$row" in bootstrap\|unplugged\ during\ bootstrap:\ *left\ the\ bus*pieeprom*half-written*) ;; *) fail "unplug: attempt row $row" ;; esac
 pass "an unplug mid-recovery fails board 1 alone in bootstrap"

@@ -27,13 +27,13 @@ devrows() { q "$1" "SELECT count(*) FROM devices WHERE usb_port = '$2'"; }
 A="$T/a"
 expect_rc 1 sim "$A" --devices pi5:1,pi4:1,pi5:1 \
 	--fault '1=unplug:phase=flash,offset=1M' --fault '2=storage:size=64M'
-expect_out '^board 9-1 +pi5 +[0-9a-f]{16} FAIL: provision: flash '
+expect_out '^board 9-1 +pi5 +[0-9a-f]{16} FAIL: provision: unplugged during provision: flash '
 expect_out '^board 9-2 +pi4 +[0-9a-f]{16} FAIL: provision: storage mmcblk0 is too small'
 expect_out '^board 9-3 +pi5 +[0-9a-f]{16} PASS$'
 
 row=$(attempt_of "$A" 9-1)
 case "$row" in
-provision\|failed\|flash\ *disconnected*) ;;
+provision\|failed\|unplugged\ during\ provision:\ flash\ *disconnected*) ;;
 *) fail "unplugged board's attempt row: $row" ;;
 esac
 grep -q 'fault: unplug at byte 1048576 of phase flash' "$A/srv/rpi-sb-provisioner/simulate/boards/pi5-1/vpi.log" \
