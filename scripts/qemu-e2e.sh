@@ -35,7 +35,7 @@ skip() {
 for tool in qemu-system-x86_64 depmod modprobe cpio gzip apt-get dpkg-deb; do
 	command -v "$tool" >/dev/null || skip "$tool not installed (scripts/install-deps.sh)"
 done
-[ -x /bin/busybox ] && /bin/busybox --list | grep -qx modprobe || skip "busybox-static not installed"
+[ -x /bin/busybox ] && /bin/busybox --list | grep -x modprobe >/dev/null || skip "busybox-static not installed"
 [ -x "$udevd" ] || skip "udev (systemd-udevd) not installed"
 [ -x "$prog" ] || { echo "FAIL: $prog not built"; exit 1; }
 

@@ -800,7 +800,7 @@ static int bootstrap_gadget(struct flow_board *fb)
 
 		/* Board types 0x14/0x15 are CM4/CM4S: their jig holds nRPIBOOT. */
 		if (type != 0x14 && type != 0x15)
-			r = job_fail(fb->job, r, "after its EEPROM update the Pi 4 did not come back in "
+			r = job_fail(fb->job, -EHOSTDOWN, "after its EEPROM update the Pi 4 did not come back in "
 				     "USB boot mode: a Pi 4B or Pi 400 reboots from its SPI EEPROM and "
 				     "storage unless an rpiboot GPIO is burnt in its OTP (secure-boot with "
 				     "[otp] rpiboot_gpio). Its EEPROM is updated: set skip-eeprom for it "

@@ -33,7 +33,7 @@ skip() { echo "SKIP: $*"; exit 77; }
 for tool in qemu-system-x86_64 depmod modprobe cpio gzip; do
 	command -v "$tool" >/dev/null || skip "$tool not installed"
 done
-[ -x /bin/busybox ] && /bin/busybox --list | grep -qx modprobe || skip "busybox-static not installed"
+[ -x /bin/busybox ] && /bin/busybox --list | grep -x modprobe >/dev/null || skip "busybox-static not installed"
 [ -x "$udevd" ] || skip "udev (systemd-udevd) not installed"
 for b in "$probe" "$top_builddir/tests/usb/ffs_sink"; do
 	[ -x "$b" ] || { echo "FAIL: $b not built"; exit 1; }
@@ -185,7 +185,7 @@ check "the device got every byte" "grep -q 'received 33554432 bytes' /tmp/sink"
 echo "--- the cable pulled mid-transfer (UDC unbound)"
 echo dummy_udc.2 >$g/UDC
 # Back on the bus and configured (slow under load) before the transfer starts.
-i=0; until usb_probe open 3-1 >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.2; i=$((i+1)); done
+i=0; until usb_probe open 3-1 >/dev/null 2>&1 || [ $i -ge 200 ]; do sleep 0.2; i=$((i+1)); done
 usb_probe bulk 3-1 4294967296 0 >/tmp/pull 2>&1 & ppid=$!
 sleep 1.5; echo "" >$g/UDC; wait $ppid; rc=$?; cat /tmp/pull
 # libusb says NO_DEVICE, or IO when the transfer broke before the hub saw the
