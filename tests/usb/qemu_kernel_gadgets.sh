@@ -186,8 +186,17 @@ echo "--- the cable pulled mid-transfer (UDC unbound)"
 echo dummy_udc.2 >$g/UDC
 # Back on the bus and configured (slow under load) before the transfer starts.
 i=0; until usb_probe open 3-1 >/dev/null 2>&1 || [ $i -ge 200 ]; do sleep 0.2; i=$((i+1)); done
-usb_probe bulk 3-1 4294967296 0 >/tmp/pull 2>&1 & ppid=$!
-sleep 1.5; echo "" >$g/UDC; wait $ppid; rc=$?; cat /tmp/pull
+# Under load the re-bound gadget can still be settling when the transfer
+# opens it ("opening 3-1: No such device"): then try again, up to 5 times.
+for try in 1 2 3 4 5; do
+	usb_probe bulk 3-1 4294967296 0 >/tmp/pull 2>&1 & ppid=$!
+	sleep 1.5
+	if ! kill -0 $ppid 2>/dev/null && grep -q 'opening 3-1' /tmp/pull; then
+		wait $ppid; echo "harness: open raced the re-bind (try $try)"; sleep 1; continue
+	fi
+	echo "" >$g/UDC; wait $ppid; rc=$?; break
+done
+cat /tmp/pull
 # libusb says NO_DEVICE, or IO when the transfer broke before the hub saw the
 # disconnect; the transport then finds the port empty and reports an unplug.
 check "the transfer fails as an unplug (-ENODEV), named by libusb" "[ $rc = 1 ] && grep -q 'No such device' /tmp/pull && grep -q -E 'LIBUSB_ERROR_NO_DEVICE|LIBUSB_ERROR_IO \\(the device then left the bus' /tmp/pull"
